@@ -1,0 +1,202 @@
+"""Tenant settings (SPEC §3): one record per tenant on the compacted settings topic.
+
+Validated before they are published (``returnhook settings publish``) and again when a worker
+reads them, so a bad record on the topic is reported for that tenant instead of crashing anyone.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    field_serializer,
+    model_validator,
+)
+
+from models.casing import CaseInsensitiveModel
+from models.timespan import format_timespan, parse_timespan
+
+STEP_NAME = "WebhookReturnWorkflowStep"
+CONNECTOR_NAME = "Webhook"
+MAX_TIMEOUT = timedelta(minutes=5)
+DEFAULT_TIMEOUT = timedelta(seconds=30)
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _header_name(value: str) -> str:
+    if not _TOKEN.match(value):
+        raise ValueError(f"{value!r} is not a valid HTTP header name")
+    return value
+
+
+def _header_value(value: str | None) -> str | None:
+    if value is not None and _CONTROL.search(value):
+        raise ValueError("header values must not contain CR, LF or other control characters")
+    return value
+
+
+def check_url(value: str | None) -> str | None:
+    """Only http(s); a value that is still an env reference is checked once it is expanded."""
+    if value is None or _ENV_REF.search(value):
+        return value
+    if _CONTROL.search(value) or " " in value:
+        raise ValueError("a URL must not contain spaces or control characters")
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme.lower() not in {"http", "https"} or not rest or rest.startswith("/"):
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    return value
+
+
+def _timeout(value: timedelta) -> timedelta:
+    if value <= timedelta(0) or value > MAX_TIMEOUT:
+        raise ValueError(f"a timeout must be above 0 and at most {format_timespan(MAX_TIMEOUT)}")
+    return value
+
+
+HeaderName = Annotated[str, AfterValidator(_header_name)]
+HeaderValue = Annotated[str | None, AfterValidator(_header_value)]
+Url = Annotated[str | None, AfterValidator(check_url)]
+Timeout = Annotated[
+    timedelta,
+    BeforeValidator(parse_timespan),
+    AfterValidator(_timeout),
+    PlainSerializer(format_timespan, return_type=str),
+]
+
+
+class Header(CaseInsensitiveModel):
+    key: HeaderName
+    value: HeaderValue = None
+
+
+class Connector(CaseInsensitiveModel):
+    name: str = CONNECTOR_NAME
+    connector_id: str | None = None
+    host: Url = None
+    bearer_token: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout: Timeout = DEFAULT_TIMEOUT
+    custom_headers: list[Header] = Field(default_factory=list)
+    enabled_for_markets: list[str] = Field(default_factory=list)
+    disabled_for_markets: list[str] = Field(default_factory=list)
+
+    @field_serializer("bearer_token", "password", when_used="json")
+    def _reveal(self, value: SecretStr | None) -> str | None:
+        """Published settings keep the secret (or its ``${ENV}`` reference); repr/logs mask it."""
+        return value.get_secret_value() if value is not None else None
+
+
+class StepProperty(CaseInsensitiveModel):
+    key: str = Field(min_length=1)
+    value: str | None = None
+    key_group: str | None = None
+
+    @model_validator(mode="after")
+    def _header_rules(self) -> StepProperty:
+        if is_request_header(self):
+            _header_name(self.key)
+            _header_value(self.value)
+        return self
+
+
+def is_request_header(prop: StepProperty) -> bool:
+    return (prop.key_group or "").lower() == "requestheaders"
+
+
+class WorkflowStep(CaseInsensitiveModel):
+    name: str = STEP_NAME
+    active: bool = True
+    connector: str = CONNECTOR_NAME
+    connector_id: str | None = None
+    stop_on_error: bool = False
+    run_after_order_is_saved: bool = False
+    translate_key: str | None = None
+    enabled_for_markets: list[str] = Field(default_factory=list)
+    disabled_for_markets: list[str] = Field(default_factory=list)
+    enabled_for_stores: list[str] = Field(default_factory=list)
+    disabled_for_stores: list[str] = Field(default_factory=list)
+    enabled_for_tags: list[str] = Field(default_factory=list)
+    disabled_for_tags: list[str] = Field(default_factory=list)
+    properties: list[StepProperty] = Field(default_factory=list)
+
+    def property_value(self, key: str) -> str | None:
+        """A step-level property (not a request header) by key, case-insensitively."""
+        for prop in self.properties:
+            if not is_request_header(prop) and prop.key.lower() == key.lower():
+                return prop.value
+        return None
+
+    @property
+    def host(self) -> str | None:
+        return self.property_value("Host") or None
+
+    @property
+    def error_status(self) -> str | None:
+        return self.property_value("ErrorStatus") or None
+
+    @property
+    def request_headers(self) -> list[StepProperty]:
+        return [p for p in self.properties if is_request_header(p)]
+
+    @property
+    def is_webhook_return_step(self) -> bool:
+        return self.name.lower() == STEP_NAME.lower()
+
+    @model_validator(mode="after")
+    def _host_is_url(self) -> WorkflowStep:
+        for index, prop in enumerate(self.properties):
+            if not is_request_header(prop) and prop.key.lower() == "host":
+                try:
+                    check_url(prop.value)
+                except ValueError as exc:
+                    raise ValueError(f"properties[{index}].value (Host): {exc}") from None
+        return self
+
+
+class TenantSettings(CaseInsensitiveModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenant_id: str = Field(min_length=1)
+    connectors: list[Connector] = Field(default_factory=list)
+    return_workflow: list[WorkflowStep] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_connector_ids(self) -> TenantSettings:
+        seen: set[str] = set()
+        for connector in self.connectors:
+            if connector.connector_id is None:
+                continue
+            if connector.connector_id in seen:
+                raise ValueError(f"connectorId {connector.connector_id!r} is used twice")
+            seen.add(connector.connector_id)
+        return self
+
+
+def expand_env(text: str, env: dict[str, str] | Any) -> str:
+    """Replaces ``${NAME}`` with the worker's environment, so secrets stay out of the topic."""
+
+    def lookup(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in env:
+            raise MissingEnvironment(name)
+        return env[name]
+
+    return _ENV_REF.sub(lookup, text)
+
+
+class MissingEnvironment(LookupError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"the settings reference ${{{name}}}, which is not set for the worker")
+        self.name = name

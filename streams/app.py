@@ -1,0 +1,240 @@
+"""The faust app: the input agent, the tenant-settings GlobalTable, the output topics.
+
+This is the imperative shell. It decodes, looks up settings, hands the event to
+``streams.workflow`` and produces what comes back. An input offset is acknowledged only after
+every output record for it is acknowledged by the broker; an unexpected exception stops the
+worker without acknowledging, so the event is redone by whoever owns the partition next.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import faust
+import mode
+import orjson
+from faust.tables.globaltable import GlobalTable
+from faust.types import EventT, StreamT
+
+from models.records import DeadLetterRecord, OrderEventRecord
+from streams.config import WorkerConfig
+from streams.decoder import Accepted, Ignored, Rejected, decode
+from streams.tenant_settings import SettingsCache
+from streams.topics import TopicCatalog, load_topics
+from streams.webhook_client import WebhookClient
+from streams.workflow import Output, Source, WorkflowOptions, run_workflow
+
+log = logging.getLogger("returnhook")
+
+
+def _raw_topic(app: faust.App, name: str, partitions: int | None = None) -> faust.TopicT:
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+        internal=False,
+    )
+
+
+class SettingsTable(GlobalTable):
+    """A GlobalTable over the settings topic that ``returnhook settings publish`` writes.
+
+    faust's assignor finds a table's changelog by ``_changelog_topic_name()`` (normally
+    ``<app>-<table>-changelog``), not by the topic we pass in; without this the group leader's
+    assignment fails with a KeyError and the worker hangs after "Elected group leader".
+    """
+
+    def _changelog_topic_name(self) -> str:
+        return self.changelog_topic.get_topic_name()
+
+
+class _ClientService(mode.Service):
+    """Opens the worker's one HTTP session with the app and closes it on the way out."""
+
+    def __init__(self, client: WebhookClient) -> None:
+        super().__init__()
+        self.client = client
+
+    async def on_start(self) -> None:
+        await self.client.start()
+
+    async def on_stop(self) -> None:
+        await self.client.close()
+
+
+def broker_urls(broker: str) -> list[str]:
+    return [f"kafka://{host.strip()}" for host in broker.split(",") if host.strip()]
+
+
+class Returnhook:
+    """One worker's app. Built by a factory so tests and the CLI can run several side by side."""
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        catalog: TopicCatalog | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        if not config.broker:
+            raise ValueError("the worker needs a broker (--broker or RETURNHOOK_BROKER)")
+        self.config = config
+        self.catalog = catalog or load_topics(config.topics_file)
+        self.env = dict(os.environ if env is None else env)
+        self.app = faust.App(
+            config.app_id,
+            broker=broker_urls(config.broker),
+            store="memory://",
+            processing_guarantee="at_least_once",
+            consumer_auto_offset_reset="earliest",
+            broker_session_timeout=config.session_timeout_s,
+            broker_heartbeat_interval=config.heartbeat_interval_s,
+            broker_rebalance_timeout=config.rebalance_timeout_s,
+            broker_request_timeout=30.0,
+            producer_request_timeout=30.0,
+            producer_linger_ms=config.producer_linger_ms,
+            topic_disable_leader=True,
+            topic_allow_declare=False,
+            web_enabled=config.web_enabled,
+            web_port=config.web_port,
+            web_bind=config.web_host,
+            web_in_thread=False,
+        )
+        catalog = self.catalog
+        self.input_topic = _raw_topic(self.app, catalog.input.name)
+        self.patches_topic = _raw_topic(self.app, catalog.patches.name)
+        self.events_topic = _raw_topic(self.app, catalog.events.name)
+        self.dead_letters_topic = _raw_topic(self.app, catalog.dead_letters.name)
+        settings_topic = _raw_topic(self.app, catalog.settings.name, catalog.settings.partitions)
+        self.settings_table = self.app.tables.add(
+            SettingsTable(
+                self.app,
+                name="tenant_settings",
+                changelog_topic=settings_topic,
+                key_type=bytes,
+                value_type=bytes,
+                partitions=catalog.settings.partitions,
+                is_global=True,
+                # One record per batch: see notes/broker.md on end offsets after batches.
+                recovery_buffer_size=1,
+                standby_buffer_size=1,
+                beacon=self.app.tables.beacon,
+            )
+        )
+        self.settings_cache = SettingsCache()
+        self.client = WebhookClient(
+            retry_delays=config.retry_delays,
+            max_response_bytes=config.max_response_bytes,
+            connection_limit=config.max_in_flight,
+            connection_limit_per_host=config.max_in_flight_per_host,
+        )
+        self.options = WorkflowOptions(
+            env=self.env, max_attempts=self.client.max_attempts, user_agent=config.user_agent
+        )
+        self.app.agent(self.input_topic, name="returnhook.process")(self._agent)
+        self.app.add_dependency(_ClientService(self.client))
+
+    async def _agent(self, stream: StreamT) -> None:
+        async for event in stream.noack().events():
+            try:
+                await self.handle(event)
+            except Exception as exc:
+                # Never ack what we could not finish: stop, and let the next owner redo it.
+                log.exception("unexpected error; stopping the worker without acknowledging")
+                await self.app.crash(exc)
+                return
+            await stream.ack(event)
+
+    async def handle(self, event: EventT) -> None:
+        message = event.message
+        decoded = decode(message.value, max_bytes=self.config.max_record_bytes)
+        if isinstance(decoded, Ignored):
+            return
+        if isinstance(decoded, Rejected):
+            await self.dead_letter(message, decoded)
+            return
+        settings = self._settings_for(decoded)
+        if isinstance(settings, Rejected):
+            await self.dead_letter(message, settings)
+            return
+        source = Source(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
+        )
+        outputs = await run_workflow(decoded, settings, source, self.client.deliver, self.options)
+        await self.produce(outputs)
+
+    def _settings_for(self, accepted: Accepted) -> Any:
+        tenant = accepted.event.tenant_id
+        raw = self.settings_table.get(tenant.encode())
+        if raw is None:
+            return Rejected(
+                reason="unknown_tenant",
+                error=f"no settings for tenant {tenant!r} on {self.catalog.settings.name}",
+            )
+        parsed = self.settings_cache.parse(raw)
+        if isinstance(parsed, str):
+            return Rejected(
+                reason="invalid_tenant_settings",
+                error=f"the settings of tenant {tenant!r} are invalid: {parsed}",
+            )
+        return parsed
+
+    async def produce(self, outputs: list[Output]) -> None:
+        """Sends every record, then waits for the broker to acknowledge each of them."""
+        pending = []
+        for output in outputs:
+            topic = self.patches_topic if output.role == "patches" else self.events_topic
+            value = orjson.dumps(output.record.model_dump(mode="json", by_alias=True))
+            pending.append(await topic.send(key=output.key.encode(), value=value))
+            if isinstance(output.record, OrderEventRecord):
+                _log_outcome(output.record)
+        for future in pending:
+            await future
+
+    async def dead_letter(self, message: Any, rejected: Rejected) -> None:
+        record = DeadLetterRecord(
+            reason=rejected.reason,
+            error=rejected.error,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key.decode("utf-8", "replace") if message.key is not None else None,
+            value=base64.b64encode(message.value or b"").decode(),
+            headers={
+                k: (v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v))
+                for k, v in (message.headers or [])
+            },
+        )
+        log.warning(
+            "dead letter %s at %s[%d]@%d: %s",
+            rejected.reason,
+            message.topic,
+            message.partition,
+            message.offset,
+            rejected.error,
+        )
+        value = orjson.dumps(record.model_dump(mode="json", by_alias=True))
+        await (await self.dead_letters_topic.send(key=message.key, value=value))
+
+
+def _log_outcome(record: OrderEventRecord) -> None:
+    log.info(
+        "outcome tenant=%s order=%s step=%d status=%s attempts=%d http=%s duration_ms=%d%s",
+        record.tenant_id,
+        record.order_id,
+        record.step.index,
+        record.action_status,
+        record.attempts,
+        record.http_status,
+        record.duration_ms,
+        f" reason={record.error_reason!r}" if record.error_reason else "",
+    )

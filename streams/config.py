@@ -1,0 +1,57 @@
+"""Worker configuration: flags > ``RETURNHOOK_*`` environment > config file > defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from streams.decoder import DEFAULT_MAX_RECORD_BYTES
+from streams.request import DEFAULT_USER_AGENT
+from streams.webhook_client import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETRY_DELAYS
+
+
+class WorkerConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RETURNHOOK_", extra="forbid")
+
+    broker: str | None = Field(
+        default=None,
+        description="Kafka bootstrap servers (host:port[,host:port]); unset = embedded",
+    )
+    app_id: str = Field(default="returnhook", description="faust app id = consumer group id")
+    topics_file: Path | None = Field(default=None, description="topics.yaml to use")
+    web_port: int = Field(default=6066, ge=0, le=65535)
+    web_host: str = "0.0.0.0"
+    web_enabled: bool = True
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+    retry_delays: Annotated[tuple[float, ...], NoDecode] = Field(
+        default=DEFAULT_RETRY_DELAYS, description="seconds to wait before each retry"
+    )
+    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, gt=0)
+    max_record_bytes: int = Field(default=DEFAULT_MAX_RECORD_BYTES, gt=0)
+    user_agent: str = DEFAULT_USER_AGENT
+    max_in_flight: int = Field(default=256, gt=0, description="webhook calls in flight per worker")
+    max_in_flight_per_host: int = Field(default=64, gt=0)
+    session_timeout_s: float = Field(default=6.0, ge=6.0)
+    heartbeat_interval_s: float = Field(default=1.0, gt=0)
+    rebalance_timeout_s: float = Field(default=6.0, gt=0)
+    producer_linger_ms: int = Field(default=0, ge=0)
+
+    @field_validator("retry_delays", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        """``RETURNHOOK_RETRY_DELAYS=1,5,15`` reads as a list."""
+        if isinstance(value, str):
+            text = value.strip().strip("[]")
+            return tuple(float(v) for v in text.split(",") if v.strip()) if text else ()
+        return value
+
+    @field_validator("retry_delays")
+    @classmethod
+    def _non_negative(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(v < 0 for v in value):
+            raise ValueError("retry delays must not be negative")
+        return value

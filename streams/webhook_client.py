@@ -1,0 +1,167 @@
+"""The HTTP shell: one aiohttp session per worker, the step's retry promise, nothing else.
+
+Which statuses are final and how a body is read are decided here; what they mean for the order
+is decided by ``streams.outcome``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import aiohttp
+
+from models.delivery import Delivery
+from streams.request import WebhookRequest
+from streams.response import parse_response
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RETRY_DELAYS: tuple[float, ...] = (1.0, 5.0, 15.0)
+DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
+FINAL_STATUSES = frozenset({400, 404})
+
+
+class ResponseTooLarge(Exception):
+    pass
+
+
+class WebhookClient:
+    def __init__(
+        self,
+        *,
+        retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        connection_limit: int = 256,
+        connection_limit_per_host: int = 64,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        self.retry_delays = tuple(retry_delays)
+        self.max_response_bytes = max_response_bytes
+        self._limits = (connection_limit, connection_limit_per_host)
+        self._sleep = sleep
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.retry_delays) + 1
+
+    async def start(self) -> None:
+        if self._session is None:
+            limit, per_host = self._limits
+            connector = aiohttp.TCPConnector(limit=limit, limit_per_host=per_host)
+            # Our own per-attempt timeout applies; the session's default 5 minutes must not.
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None),
+                auto_decompress=True,
+                trust_env=False,
+            )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> WebhookClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def deliver(self, request: WebhookRequest) -> Delivery:
+        """Posts until a final answer or the attempts run out; never raises for HTTP trouble."""
+        if self._session is None:
+            await self.start()
+        started = time.monotonic()
+        attempts = min(request.max_attempts, self.max_attempts)
+        last_status: int | None = None
+        reason = "not attempted"
+        for attempt in range(1, attempts + 1):
+            status, body, error = await self._attempt(request, attempt)
+            last_status = status
+            if status is not None and 200 <= status < 300:
+                parsed = parse_response(body) if error is None else error
+                ok = not isinstance(parsed, str)
+                return Delivery(
+                    ok=ok,
+                    attempts=attempt,
+                    http_status=status,
+                    duration_ms=_ms_since(started),
+                    result=parsed if ok else None,
+                    reason=None if ok else parsed,
+                )
+            reason = error or f"the webhook answered HTTP {status}"
+            if status in FINAL_STATUSES:
+                return Delivery(
+                    ok=False,
+                    attempts=attempt,
+                    http_status=status,
+                    duration_ms=_ms_since(started),
+                    reason=f"{reason} (not retried)",
+                )
+            if attempt < attempts:
+                await self._sleep(self.retry_delays[attempt - 1])
+        return Delivery(
+            ok=False,
+            attempts=attempts,
+            http_status=last_status,
+            duration_ms=_ms_since(started),
+            reason=f"{reason} on attempt {attempts} of {attempts}; giving up",
+        )
+
+    async def _attempt(
+        self, request: WebhookRequest, attempt: int
+    ) -> tuple[int | None, bytes, str | None]:
+        """One POST: (status, body, error); error set when there is no usable answer."""
+        assert self._session is not None
+        headers = dict(request.headers)
+        headers["X-Delivery-Count"] = str(attempt)
+        try:
+            async with asyncio.timeout(request.timeout_s):
+                async with self._session.post(
+                    request.url, data=request.body, headers=headers, allow_redirects=False
+                ) as response:
+                    status = response.status
+                    body = await self._read_capped(response) if 200 <= status < 300 else b""
+        except TimeoutError:
+            error = f"no answer within {request.timeout_s:g} s"
+            status, body = None, b""
+        except ResponseTooLarge:
+            return status, b"", f"the answer is larger than {self.max_response_bytes} bytes"
+        except aiohttp.ClientError as exc:
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            status, body = None, b""
+        else:
+            error = None
+        log.debug(
+            "webhook attempt %d/%d to %s: %s",
+            attempt,
+            request.max_attempts,
+            request.origin,
+            error or f"HTTP {status}",
+            extra={"delivery_id": request.delivery_id},
+        )
+        return status, body, error
+
+    async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
+        """Reads no more than the cap: a hostile endpoint must not fill our memory."""
+        cap = self.max_response_bytes
+        if response.content_length is not None and response.content_length > cap:
+            raise ResponseTooLarge
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > cap:
+                raise ResponseTooLarge
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
