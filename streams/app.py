@@ -8,10 +8,12 @@ worker without acknowledging, so the event is redone by whoever owns the partiti
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import functools
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import faust
@@ -23,6 +25,7 @@ from faust.types import EventT, StreamT
 from models.records import DeadLetterRecord, OrderEventRecord
 from streams.config import WorkerConfig
 from streams.decoder import Accepted, Ignored, Rejected, decode
+from streams.lanes import Job, KeyedLanes
 from streams.tenant_settings import SettingsCache
 from streams.topics import TopicCatalog, load_topics
 from streams.webhook_client import WebhookClient
@@ -41,6 +44,23 @@ def _raw_topic(app: faust.App, name: str, partitions: int | None = None) -> faus
         partitions=partitions,
         internal=False,
     )
+
+
+class _FaustApp(faust.App):
+    """Lets our lanes drain before faust waits, unbounded, for un-acked events."""
+
+    before_revoke: Callable[[], None] | None = None
+    before_stop: Callable[[], Awaitable[None]] | None = None
+
+    def on_rebalance_start(self) -> None:
+        super().on_rebalance_start()
+        if self.before_revoke is not None:
+            self.before_revoke()
+
+    async def on_stop(self) -> None:
+        if self.before_stop is not None:
+            await self.before_stop()
+        await super().on_stop()
 
 
 class SettingsTable(GlobalTable):
@@ -87,7 +107,7 @@ class Returnhook:
         self.config = config
         self.catalog = catalog or load_topics(config.topics_file)
         self.env = dict(os.environ if env is None else env)
-        self.app = faust.App(
+        self.app = _FaustApp(
             config.app_id,
             broker=broker_urls(config.broker),
             store="memory://",
@@ -131,35 +151,98 @@ class Returnhook:
         self.client = WebhookClient(
             retry_delays=config.retry_delays,
             max_response_bytes=config.max_response_bytes,
-            connection_limit=config.max_in_flight,
-            connection_limit_per_host=config.max_in_flight_per_host,
+            max_in_flight=config.max_in_flight,
+            max_in_flight_per_host=config.max_in_flight_per_host,
         )
         self.options = WorkflowOptions(
             env=self.env, max_attempts=self.client.max_attempts, user_agent=config.user_agent
         )
+        self.lanes = KeyedLanes(window=config.max_uncommitted, ack=self._ack, on_error=self._crash)
+        self._drain_task: asyncio.Future[None] | None = None
+        self._stream: Any = None
         self.app.agent(self.input_topic, name="returnhook.process")(self._agent)
+        self.app.before_revoke = self._on_rebalance_start
+        self.app.before_stop = self._before_stop
+        self.app.on_partitions_assigned.connect(self._on_partitions_assigned)
         self.app.add_dependency(_ClientService(self.client))
 
-    async def _agent(self, stream: StreamT) -> None:
-        async for event in stream.noack().events():
-            try:
-                await self.handle(event)
-            except Exception as exc:
-                # Never ack what we could not finish: stop, and let the next owner redo it.
-                log.exception("unexpected error; stopping the worker without acknowledging")
-                await self.app.crash(exc)
-                return
-            await stream.ack(event)
+    # -- intake: decode, pick the lane, submit (the agent never awaits a webhook) -------------
 
-    async def handle(self, event: EventT) -> None:
+    async def _agent(self, stream: StreamT) -> None:
+        self._stream = stream.noack()
+        async for event in self._stream.events():
+            if self.lanes.failed is not None:
+                return
+            await self.lanes.submit(self._job_for(event))
+
+    def _job_for(self, event: EventT) -> Job:
         message = event.message
         decoded = decode(message.value, max_bytes=self.config.max_record_bytes)
+        key: Any
         if isinstance(decoded, Ignored):
-            return
-        if isinstance(decoded, Rejected):
-            await self.dead_letter(message, decoded)
-            return
-        settings = self._settings_for(decoded)
+            key, work = None, None
+        elif isinstance(decoded, Rejected):
+            key = ("dead-letter", message.partition, message.offset)
+            work = functools.partial(self.dead_letter, message, decoded)
+        else:
+            key = (decoded.event.tenant_id, decoded.order_id)
+            work = functools.partial(self._process, message, decoded)
+        return Job(partition=message.tp, offset=message.offset, key=key, work=work, token=event)
+
+    async def _ack(self, event: EventT) -> None:
+        """Only ever called in offset order, for events whose outputs the broker acknowledged."""
+        if event.message.generation_id != self.app.consumer_generation_id:
+            return  # a stale generation: the partition's new owner redoes it
+        await self._stream.ack(event)
+
+    async def _crash(self, job: Job, exc: BaseException) -> None:
+        log.error(
+            "unexpected error on %s offset %d; stopping the worker without acknowledging it",
+            job.partition,
+            job.offset,
+            exc_info=exc,
+        )
+        await self.app.crash(exc)
+
+    # -- rebalance and shutdown --------------------------------------------------------------
+
+    def _on_rebalance_start(self) -> None:
+        """Runs in faust's consumer thread, before faust waits for un-acked events."""
+        self.app.loop.call_soon_threadsafe(self._schedule_drain)
+
+    def _schedule_drain(self) -> None:
+        if self._drain_task is None or self._drain_task.done():
+            self._drain_task = asyncio.ensure_future(self._drain("rebalance"))
+
+    async def _on_partitions_assigned(self, app: faust.App, *args: Any, **kwargs: Any) -> None:
+        if self._drain_task is not None:
+            await self._drain_task
+        self.lanes.resume()
+
+    async def _drain(self, why: str) -> None:
+        """Bounded: faust waits for un-acked events with no limit, the group does not."""
+        timeout = self.config.drain_timeout_s
+        dropped = await self.lanes.drain(timeout)
+        unacked = getattr(self.app.consumer, "_unacked_messages", None)
+        for job in dropped:
+            if unacked is not None:
+                unacked.discard(job.token.message)
+        if dropped:
+            log.warning(
+                "%s: %d accepted event(s) not finished within %.1f s were cancelled and left "
+                "unacknowledged; the partitions' next owner redoes them",
+                why,
+                len(dropped),
+                timeout,
+            )
+
+    async def _before_stop(self) -> None:
+        await self._drain("shutdown")
+
+    # -- the work of one event ---------------------------------------------------------------
+
+    async def _process(self, message: Any, accepted: Accepted) -> None:
+        settings = self._settings_for(accepted)
         if isinstance(settings, Rejected):
             await self.dead_letter(message, settings)
             return
@@ -169,8 +252,16 @@ class Returnhook:
             offset=message.offset,
             timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
         )
-        outputs = await run_workflow(decoded, settings, source, self.client.deliver, self.options)
+        outputs = await run_workflow(accepted, settings, source, self.client.deliver, self.options)
         await self.produce(outputs)
+
+    def stats(self) -> dict[str, Any]:
+        """For metrics and the debug view."""
+        return {
+            **self.lanes.stats(),
+            "calls_running": self.client.calls_running,
+            "calls_running_by_host": dict(self.client.running),
+        }
 
     def _settings_for(self, accepted: Accepted) -> Any:
         tenant = accepted.event.tenant_id

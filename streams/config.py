@@ -35,6 +35,12 @@ class WorkerConfig(BaseSettings):
     user_agent: str = DEFAULT_USER_AGENT
     max_in_flight: int = Field(default=256, gt=0, description="webhook calls in flight per worker")
     max_in_flight_per_host: int = Field(default=64, gt=0)
+    max_uncommitted: int = Field(
+        default=2048, gt=0, description="accepted but unacknowledged events; intake pauses at it"
+    )
+    drain_timeout_s: float = Field(
+        default=3.0, ge=0, description="on rebalance/shutdown, how long running calls may finish"
+    )
     session_timeout_s: float = Field(default=6.0, ge=6.0)
     heartbeat_interval_s: float = Field(default=1.0, gt=0)
     rebalance_timeout_s: float = Field(default=6.0, gt=0)

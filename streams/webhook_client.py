@@ -35,15 +35,21 @@ class WebhookClient:
         *,
         retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        connection_limit: int = 256,
-        connection_limit_per_host: int = 64,
+        max_in_flight: int = 256,
+        max_in_flight_per_host: int = 64,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         self.retry_delays = tuple(retry_delays)
         self.max_response_bytes = max_response_bytes
-        self._limits = (connection_limit, connection_limit_per_host)
+        self.max_in_flight = max_in_flight
+        self.max_in_flight_per_host = max_in_flight_per_host
         self._sleep = sleep
         self._session: aiohttp.ClientSession | None = None
+        # Slots are held for one attempt only: a retry's wait must not keep other orders out.
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._host_slots: dict[str, asyncio.Semaphore] = {}
+        self.running: dict[str, int] = {}
+        """Attempts in flight per origin (scheme://host:port), for metrics."""
 
     @property
     def max_attempts(self) -> int:
@@ -51,8 +57,9 @@ class WebhookClient:
 
     async def start(self) -> None:
         if self._session is None:
-            limit, per_host = self._limits
-            connector = aiohttp.TCPConnector(limit=limit, limit_per_host=per_host)
+            connector = aiohttp.TCPConnector(
+                limit=self.max_in_flight, limit_per_host=self.max_in_flight_per_host
+            )
             # Our own per-attempt timeout applies; the session's default 5 minutes must not.
             self._session = aiohttp.ClientSession(
                 connector=connector,
@@ -118,6 +125,26 @@ class WebhookClient:
         self, request: WebhookRequest, attempt: int
     ) -> tuple[int | None, bytes, str | None]:
         """One POST: (status, body, error); error set when there is no usable answer."""
+        origin = request.origin
+        host_slots = self._host_slots.get(origin)
+        if host_slots is None:
+            host_slots = self._host_slots[origin] = asyncio.Semaphore(self.max_in_flight_per_host)
+        async with host_slots, self._slots:
+            self.running[origin] = self.running.get(origin, 0) + 1
+            try:
+                return await self._post(request, attempt)
+            finally:
+                self.running[origin] -= 1
+                if not self.running[origin]:
+                    del self.running[origin]
+
+    @property
+    def calls_running(self) -> int:
+        return sum(self.running.values())
+
+    async def _post(
+        self, request: WebhookRequest, attempt: int
+    ) -> tuple[int | None, bytes, str | None]:
         assert self._session is not None
         headers = dict(request.headers)
         headers["X-Delivery-Count"] = str(attempt)

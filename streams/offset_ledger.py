@@ -1,0 +1,91 @@
+"""Which input offsets may be acknowledged: only the finished prefix of each partition.
+
+faust commits the first run of consecutive acked offsets, with an off-by-one in its head-gap check
+(faust-streaming #606); acknowledging strictly in offset order, and only what is finished,
+keeps it from ever committing past an event that is still running. Pure bookkeeping.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class PartitionLedger(Generic[T]):
+    """The accepted, not yet acknowledged events of one partition, in offset order."""
+
+    def __init__(self) -> None:
+        self._pending: OrderedDict[int, T] = OrderedDict()
+        self._finished: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, offset: int, item: T) -> None:
+        if self._pending and offset <= next(reversed(self._pending)):
+            raise ValueError(f"offset {offset} arrived out of order")
+        self._pending[offset] = item
+
+    def finish(self, offset: int) -> list[T]:
+        """Marks one offset done; returns the items that may now be acknowledged, in order."""
+        if offset not in self._pending:
+            raise KeyError(f"offset {offset} is not pending")
+        self._finished.add(offset)
+        ready: list[T] = []
+        while self._pending:
+            head = next(iter(self._pending))
+            if head not in self._finished:
+                break
+            self._finished.discard(head)
+            ready.append(self._pending.pop(head))
+        return ready
+
+    @property
+    def head(self) -> int | None:
+        """The oldest offset not yet acknowledged: the one that holds the commit back."""
+        return next(iter(self._pending), None)
+
+    @property
+    def head_item(self) -> T:
+        return next(iter(self._pending.values()))
+
+    def clear(self) -> list[T]:
+        """Forgets everything (partition revoked); returns what was never acknowledged."""
+        items = list(self._pending.values())
+        self._pending.clear()
+        self._finished.clear()
+        return items
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+class OffsetLedger(Generic[K, T]):
+    """A PartitionLedger per partition."""
+
+    def __init__(self) -> None:
+        self._partitions: dict[K, PartitionLedger[T]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self._partitions.values())
+
+    def add(self, partition: K, offset: int, item: T) -> None:
+        self._partitions.setdefault(partition, PartitionLedger()).add(offset, item)
+
+    def finish(self, partition: K, offset: int) -> list[T]:
+        return self._partitions[partition].finish(offset)
+
+    def heads(self) -> dict[K, int]:
+        return {k: p.head for k, p in self._partitions.items() if p.head is not None}
+
+    def head_items(self) -> list[T]:
+        """The oldest unacknowledged item of each partition."""
+        return [p.head_item for p in self._partitions.values() if p.head is not None]
+
+    def clear(self) -> list[T]:
+        items = [item for p in self._partitions.values() for item in p.clear()]
+        self._partitions.clear()
+        return items
