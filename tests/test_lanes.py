@@ -1,0 +1,198 @@
+import asyncio
+import random
+
+import pytest
+
+from streams.lanes import Job, KeyedLanes
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.acked: list[tuple[str, int]] = []
+        self.errors: list[BaseException] = []
+
+    async def ack(self, token: tuple[str, int]) -> None:
+        self.acked.append(token)
+
+    async def on_error(self, job: Job, exc: BaseException) -> None:
+        self.errors.append(exc)
+
+
+def job(partition: str, offset: int, key: object, work) -> Job:
+    return Job(partition=partition, offset=offset, key=key, work=work, token=(partition, offset))
+
+
+async def settle(lanes: KeyedLanes) -> None:
+    for _ in range(200):
+        if lanes.stats()["uncommitted_events"] == 0:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"lanes did not settle: {lanes.stats()}")
+
+
+async def test_one_key_runs_in_order_and_never_concurrently() -> None:
+    rec = Recorder()
+    lanes = KeyedLanes(window=100, ack=rec.ack, on_error=rec.on_error)
+    running: dict[str, int] = {}
+    seen: dict[str, list[int]] = {}
+    overlap = []
+
+    def work_for(key: str, offset: int):
+        async def work() -> None:
+            running[key] = running.get(key, 0) + 1
+            if running[key] > 1:
+                overlap.append(key)
+            await asyncio.sleep(random.uniform(0, 0.01))
+            seen.setdefault(key, []).append(offset)
+            running[key] -= 1
+
+        return work
+
+    offsets = {}
+    for offset in range(60):
+        key = f"order-{offset % 6}"
+        offsets.setdefault(key, []).append(offset)
+        await lanes.submit(job("p0", offset, key, work_for(key, offset)))
+    await settle(lanes)
+    assert overlap == []
+    assert seen == offsets
+    assert rec.acked == [("p0", o) for o in range(60)]
+
+
+async def test_different_keys_run_concurrently() -> None:
+    rec = Recorder()
+    lanes = KeyedLanes(window=100, ack=rec.ack, on_error=rec.on_error)
+    active = 0
+    peak = 0
+
+    async def work() -> None:
+        nonlocal active, peak
+        active += 1
+        peak = max(peak, active)
+        await asyncio.sleep(0.02)
+        active -= 1
+
+    for offset in range(20):
+        await lanes.submit(job("p0", offset, f"k{offset}", work))
+    await settle(lanes)
+    assert peak == 20
+
+
+async def test_acks_wait_for_a_slow_earlier_event() -> None:
+    rec = Recorder()
+    lanes = KeyedLanes(window=100, ack=rec.ack, on_error=rec.on_error)
+    release = asyncio.Event()
+
+    async def slow() -> None:
+        await release.wait()
+
+    async def fast() -> None:
+        return None
+
+    await lanes.submit(job("p0", 0, "slow", slow))
+    await lanes.submit(job("p0", 1, "fast", fast))
+    await lanes.submit(job("p0", 2, None, None))  # an ignored event: nothing to run
+    await asyncio.sleep(0.02)
+    assert rec.acked == []
+    assert lanes.stats()["uncommitted_events"] == 3
+    release.set()
+    await settle(lanes)
+    assert rec.acked == [("p0", 0), ("p0", 1), ("p0", 2)]
+
+
+async def test_full_window_pauses_intake_until_something_is_acknowledged() -> None:
+    rec = Recorder()
+    lanes = KeyedLanes(window=2, ack=rec.ack, on_error=rec.on_error)
+    release = asyncio.Event()
+
+    async def blocked() -> None:
+        await release.wait()
+
+    await lanes.submit(job("p0", 0, "a", blocked))
+    await lanes.submit(job("p0", 1, "b", blocked))
+    third = asyncio.create_task(lanes.submit(job("p0", 2, "c", blocked)))
+    await asyncio.sleep(0.02)
+    assert not third.done()
+    release.set()
+    await asyncio.wait_for(third, 1)
+    await settle(lanes)
+    assert [o for _, o in rec.acked] == [0, 1, 2]
+
+
+async def test_an_exception_is_reported_and_never_acknowledged() -> None:
+    rec = Recorder()
+    lanes = KeyedLanes(window=10, ack=rec.ack, on_error=rec.on_error)
+
+    async def boom() -> None:
+        raise RuntimeError("boom")
+
+    async def ok() -> None:
+        return None
+
+    await lanes.submit(job("p0", 0, "a", boom))
+    await lanes.submit(job("p0", 1, "b", ok))
+    await lanes.submit(job("p0", 2, "a", ok))  # behind the failed one in its lane: never runs
+    await asyncio.sleep(0.05)
+    assert [str(e) for e in rec.errors] == ["boom"]
+    assert isinstance(lanes.failed, RuntimeError)
+    assert rec.acked == []  # offset 1 finished but may not pass the failed offset 0
+
+
+async def test_drain_lets_quick_calls_finish_and_cancels_the_rest_unacknowledged() -> None:
+    rec = Recorder()
+    lanes = KeyedLanes(window=10, ack=rec.ack, on_error=rec.on_error)
+    cancelled = []
+
+    async def quick() -> None:
+        await asyncio.sleep(0.01)
+
+    async def stuck() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    await lanes.submit(job("p0", 0, "q", quick))
+    await lanes.submit(job("p0", 1, "s", stuck))
+    await lanes.submit(job("p1", 0, "q2", quick))
+    dropped = await lanes.drain(timeout=0.2)
+    assert cancelled == [True]
+    assert [(j.partition, j.offset) for j in dropped] == [("p0", 1)]
+    assert rec.acked == [("p0", 0), ("p1", 0)]
+    assert lanes.paused
+    assert lanes.stats()["uncommitted_events"] == 0
+    # intake waits while paused, and goes on after resume
+    pending = asyncio.create_task(lanes.submit(job("p0", 1, "s", quick)))
+    await asyncio.sleep(0.02)
+    assert not pending.done()
+    lanes.resume()
+    await asyncio.wait_for(pending, 1)
+    await settle(lanes)
+    assert rec.acked[-1] == ("p0", 1)
+
+
+async def test_stats_report_active_orders_and_oldest_age() -> None:
+    rec = Recorder()
+    lanes = KeyedLanes(window=10, ack=rec.ack, on_error=rec.on_error)
+    release = asyncio.Event()
+
+    async def blocked() -> None:
+        await release.wait()
+
+    await lanes.submit(job("p0", 0, "a", blocked))
+    await lanes.submit(job("p0", 1, "a", blocked))
+    await lanes.submit(job("p0", 2, "b", blocked))
+    await asyncio.sleep(0.03)
+    stats = lanes.stats()
+    assert stats["orders_active"] == 2
+    assert stats["uncommitted_events"] == 3
+    assert stats["oldest_unfinished_age_s"] >= 0.02
+    release.set()
+    await settle(lanes)
+    assert lanes.stats()["orders_active"] == 0
+
+
+def test_window_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        KeyedLanes(window=0, ack=Recorder().ack, on_error=Recorder().on_error)
