@@ -164,6 +164,12 @@ class Returnhook:
         self.app.before_revoke = self._on_rebalance_start
         self.app.before_stop = self._before_stop
         self.app.on_partitions_assigned.connect(self._on_partitions_assigned)
+        if config.web_enabled:
+
+            async def stats_view(view: Any, request: Any) -> Any:
+                return view.json(self.stats())
+
+            self.app.page("/returnhook/stats/", name="returnhook_stats")(stats_view)
         self.app.add_dependency(_ClientService(self.client))
 
     # -- intake: decode, pick the lane, submit (the agent never awaits a webhook) -------------
