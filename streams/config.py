@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from streams.decoder import DEFAULT_MAX_RECORD_BYTES
@@ -61,3 +61,13 @@ class WorkerConfig(BaseSettings):
         if any(v < 0 for v in value):
             raise ValueError("retry delays must not be negative")
         return value
+
+    @model_validator(mode="after")
+    def _drain_within_rebalance(self) -> WorkerConfig:
+        """A drain longer than the rebalance timeout gets the worker evicted from the group."""
+        if self.drain_timeout_s >= self.rebalance_timeout_s:
+            raise ValueError(
+                f"drain_timeout_s ({self.drain_timeout_s:g}) must be shorter than "
+                f"rebalance_timeout_s ({self.rebalance_timeout_s:g})"
+            )
+        return self
