@@ -19,13 +19,16 @@ from typing import Any
 import faust
 import mode
 import orjson
+from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.tables.globaltable import GlobalTable
 from faust.types import EventT, StreamT
+from prometheus_client import CollectorRegistry
 
 from models.records import DeadLetterRecord, OrderEventRecord
 from streams.config import WorkerConfig
 from streams.decoder import Accepted, Ignored, Rejected, decode
 from streams.lanes import Job, KeyedLanes
+from streams.metrics import Metrics
 from streams.tenant_settings import SettingsCache
 from streams.topics import TopicCatalog, load_topics
 from streams.webhook_client import WebhookClient
@@ -148,11 +151,14 @@ class Returnhook:
             )
         )
         self.settings_cache = SettingsCache()
+        self.registry = CollectorRegistry()
+        self.metrics = Metrics(self.registry, self.stats)
         self.client = WebhookClient(
             retry_delays=config.retry_delays,
             max_response_bytes=config.max_response_bytes,
             max_in_flight=config.max_in_flight,
             max_in_flight_per_host=config.max_in_flight_per_host,
+            on_attempt=self.metrics.on_attempt,
         )
         self.options = WorkflowOptions(
             env=self.env, max_attempts=self.client.max_attempts, user_agent=config.user_agent
@@ -164,13 +170,38 @@ class Returnhook:
         self.app.before_revoke = self._on_rebalance_start
         self.app.before_stop = self._before_stop
         self.app.on_partitions_assigned.connect(self._on_partitions_assigned)
+        self._assigned = False
         if config.web_enabled:
-
-            async def stats_view(view: Any, request: Any) -> Any:
-                return view.json(self.stats())
-
-            self.app.page("/returnhook/stats/", name="returnhook_stats")(stats_view)
+            self._add_web_views()
         self.app.add_dependency(_ClientService(self.client))
+
+    def _add_web_views(self) -> None:
+        setup_prometheus_sensors(self.app, registry=self.registry, name_prefix="faust")
+
+        async def stats_view(view: Any, request: Any) -> Any:
+            return view.json(self.stats())
+
+        async def health_view(view: Any, request: Any) -> Any:
+            """Live: the process runs its event loop. Kubernetes livenessProbe."""
+            return view.json({"status": "ok"})
+
+        async def ready_view(view: Any, request: Any) -> Any:
+            """Ready: partitions assigned and tenant settings recovered. readinessProbe."""
+            ready, checks = self.readiness()
+            return view.json({"ready": ready, **checks}, status=200 if ready else 503)
+
+        self.app.page("/returnhook/stats/", name="returnhook_stats")(stats_view)
+        self.app.page("/health", name="returnhook_health")(health_view)
+        self.app.page("/ready", name="returnhook_ready")(ready_view)
+
+    def readiness(self) -> tuple[bool, dict[str, bool]]:
+        recovered = self.app.tables.recovery.completed.is_set()
+        checks = {
+            "partitionsAssigned": self._assigned,
+            "settingsRecovered": recovered,
+            "running": self.lanes.failed is None and not self.app.should_stop,
+        }
+        return all(checks.values()), checks
 
     # -- intake: decode, pick the lane, submit (the agent never awaits a webhook) -------------
 
@@ -186,6 +217,7 @@ class Returnhook:
         decoded = decode(message.value, max_bytes=self.config.max_record_bytes)
         key: Any
         if isinstance(decoded, Ignored):
+            self.metrics.input_events.labels("ignored").inc()
             key, work = None, None
         elif isinstance(decoded, Rejected):
             key = ("dead-letter", message.partition, message.offset)
@@ -214,6 +246,7 @@ class Returnhook:
 
     def _on_rebalance_start(self) -> None:
         """Runs in faust's consumer thread, before faust waits for un-acked events."""
+        self._assigned = False
         self.app.loop.call_soon_threadsafe(self._schedule_drain)
 
     def _schedule_drain(self) -> None:
@@ -221,6 +254,7 @@ class Returnhook:
             self._drain_task = asyncio.ensure_future(self._drain("rebalance"))
 
     async def _on_partitions_assigned(self, app: faust.App, *args: Any, **kwargs: Any) -> None:
+        self._assigned = True
         if self._drain_task is not None:
             await self._drain_task
         self.lanes.resume()
@@ -260,6 +294,7 @@ class Returnhook:
         )
         outputs = await run_workflow(accepted, settings, source, self.client.deliver, self.options)
         await self.produce(outputs)
+        self.metrics.input_events.labels("processed").inc()
 
     def stats(self) -> dict[str, Any]:
         """For metrics and the debug view."""
@@ -292,10 +327,14 @@ class Returnhook:
             topic = self.patches_topic if output.role == "patches" else self.events_topic
             value = orjson.dumps(output.record.model_dump(mode="json", by_alias=True))
             pending.append(await topic.send(key=output.key.encode(), value=value))
-            if isinstance(output.record, OrderEventRecord):
-                _log_outcome(output.record)
         for future in pending:
             await future
+        for output in outputs:
+            if isinstance(output.record, OrderEventRecord):
+                self.metrics.outcomes.labels(
+                    output.record.tenant_id, output.record.action_status
+                ).inc()
+                _log_outcome(output.record)
 
     async def dead_letter(self, message: Any, rejected: Rejected) -> None:
         record = DeadLetterRecord(
@@ -321,6 +360,8 @@ class Returnhook:
         )
         value = orjson.dumps(record.model_dump(mode="json", by_alias=True))
         await (await self.dead_letters_topic.send(key=message.key, value=value))
+        self.metrics.input_events.labels("dead_lettered").inc()
+        self.metrics.dead_letters.labels(rejected.reason).inc()
 
 
 def _log_outcome(record: OrderEventRecord) -> None:

@@ -38,6 +38,8 @@ class WebhookRequest(BaseModel):
     timeout_s: float
     max_attempts: int
     delivery_id: str
+    tenant_id: str = ""
+    """For metric labels and logs only; never sent."""
 
     @property
     def origin(self) -> str:
@@ -80,13 +82,15 @@ def build_request(
     env: Mapping[str, str],
     max_attempts: int,
     user_agent: str = DEFAULT_USER_AGENT,
+    tenant_id: str = "",
 ) -> WebhookRequest:
     try:
-        return _build(
+        request = _build(
             step, endpoint, order, return_order_form_id, delivery_id, env, max_attempts, user_agent
         )
     except LookupError as exc:
         raise InvalidRequest(str(exc)) from None
+    return request.model_copy(update={"tenant_id": tenant_id}) if tenant_id else request
 
 
 def _build(

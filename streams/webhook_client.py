@@ -24,6 +24,9 @@ DEFAULT_RETRY_DELAYS: tuple[float, ...] = (1.0, 5.0, 15.0)
 DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
 FINAL_STATUSES = frozenset({400, 404})
 
+# (tenant, attempt number, HTTP status or None, error or None, seconds) after every attempt
+AttemptObserver = Callable[[str, int, int | None, str | None, float], None]
+
 
 class ResponseTooLarge(Exception):
     pass
@@ -38,12 +41,14 @@ class WebhookClient:
         max_in_flight: int = 256,
         max_in_flight_per_host: int = 64,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        on_attempt: AttemptObserver | None = None,
     ) -> None:
         self.retry_delays = tuple(retry_delays)
         self.max_response_bytes = max_response_bytes
         self.max_in_flight = max_in_flight
         self.max_in_flight_per_host = max_in_flight_per_host
         self._sleep = sleep
+        self._on_attempt = on_attempt
         self._session: aiohttp.ClientSession | None = None
         # Slots are held for one attempt only: a retry's wait must not keep other orders out.
         self._slots = asyncio.Semaphore(max_in_flight)
@@ -131,12 +136,16 @@ class WebhookClient:
             host_slots = self._host_slots[origin] = asyncio.Semaphore(self.max_in_flight_per_host)
         async with host_slots, self._slots:
             self.running[origin] = self.running.get(origin, 0) + 1
+            started = time.monotonic()
             try:
-                return await self._post(request, attempt)
+                status, body, error = await self._post(request, attempt)
             finally:
                 self.running[origin] -= 1
                 if not self.running[origin]:
                     del self.running[origin]
+        if self._on_attempt is not None:
+            self._on_attempt(request.tenant_id, attempt, status, error, time.monotonic() - started)
+        return status, body, error
 
     @property
     def calls_running(self) -> int:

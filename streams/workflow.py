@@ -94,6 +94,7 @@ async def run_workflow(
                     env=options.env,
                     max_attempts=options.max_attempts,
                     user_agent=options.user_agent,
+                    tenant_id=tenant,
                 )
             except InvalidRequest as exc:
                 delivery = Delivery(ok=False, attempts=0, reason=f"not sent: {exc}")
