@@ -78,6 +78,8 @@ Timeout = Annotated[
 class Header(CaseInsensitiveModel):
     key: HeaderName
     value: HeaderValue = None
+    sensitive: bool = Field(default=False, exclude_if=lambda marked: not marked)
+    """Masked in logs and echoes (Authorization-like names are masked anyway)."""
 
 
 class Connector(CaseInsensitiveModel):
@@ -102,6 +104,7 @@ class StepProperty(CaseInsensitiveModel):
     key: str = Field(min_length=1)
     value: str | None = None
     key_group: str | None = None
+    sensitive: bool = Field(default=False, exclude_if=lambda marked: not marked)
 
     @model_validator(mode="after")
     def _header_rules(self) -> StepProperty:

@@ -150,7 +150,7 @@ class Returnhook:
                 beacon=self.app.tables.beacon,
             )
         )
-        self.settings_cache = SettingsCache()
+        self.settings_cache = SettingsCache(self.env)
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry, self.stats)
         self.client = WebhookClient(
@@ -166,7 +166,13 @@ class Returnhook:
         self.lanes = KeyedLanes(window=config.max_uncommitted, ack=self._ack, on_error=self._crash)
         self._drain_task: asyncio.Future[None] | None = None
         self._stream: Any = None
-        self.app.agent(self.input_topic, name="returnhook.process")(self._agent)
+        # An exception in the agent itself must stop the worker, not restart the agent past
+        # the event (faust's default supervisor does that, and then commits past it).
+        self.app.agent(
+            self.input_topic,
+            name="returnhook.process",
+            supervisor_strategy=mode.CrashingSupervisor,
+        )(self._agent)
         self.app.before_revoke = self._on_rebalance_start
         self.app.before_stop = self._before_stop
         self.app.on_partitions_assigned.connect(self._on_partitions_assigned)
@@ -240,6 +246,7 @@ class Returnhook:
             job.offset,
             exc_info=exc,
         )
+        self.lanes.pause()  # take nothing more in; the failed offset holds its partition's acks
         await self.app.crash(exc)
 
     # -- rebalance and shutdown --------------------------------------------------------------
@@ -365,14 +372,16 @@ class Returnhook:
 
 
 def _log_outcome(record: OrderEventRecord) -> None:
-    log.info(
-        "outcome tenant=%s order=%s step=%d status=%s attempts=%d http=%s duration_ms=%d%s",
-        record.tenant_id,
-        record.order_id,
-        record.step.index,
-        record.action_status,
-        record.attempts,
-        record.http_status,
-        record.duration_ms,
-        f" reason={record.error_reason!r}" if record.error_reason else "",
-    )
+    fields = {
+        "tenant": record.tenant_id,
+        "order": record.order_id,
+        "step": record.step.index,
+        "status": record.action_status,
+        "attempts": record.attempts,
+        "http": record.http_status,
+        "duration_ms": record.duration_ms,
+        "continue": record.continue_workflow,
+    }
+    text = " ".join(f"{k}={v}" for k, v in fields.items())
+    reason = f" reason={record.error_reason!r}" if record.error_reason else ""
+    log.info("outcome %s%s", text, reason, extra={**fields, "reason": record.error_reason})

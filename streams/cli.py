@@ -8,14 +8,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from models.settings import TenantSettings
 from streams.broker_choice import broker_or_embedded
-from streams.config import WorkerConfig
+from streams.config import ConfigFileError, WorkerConfig, load_config
+from streams.redaction import SECRETS, masked_settings
 from streams.response import describe
 from streams.settings_file import SettingsFileError, load_settings_file, publish_settings
+from streams.settings_reader import read_settings_topic
 from streams.topic_admin import apply_topics
 from streams.topics import TopicsFileError, load_topics
 
@@ -49,14 +53,33 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", help="YAML worker config (below flags and RETURNHOOK_* in precedence)"
+    ),
+]
+
+
+def _config_from(flags: dict[str, object], config_file: Path | None) -> WorkerConfig:
+    try:
+        return load_config({k: v for k, v in flags.items() if v is not None}, config_file)
+    except ValidationError as exc:
+        raise _fail(f"invalid worker configuration: {describe(exc)}") from None
+    except ConfigFileError as exc:
+        raise _fail(str(exc)) from None
+
+
 @app.command()
 def worker(
+    config_file: ConfigOpt = None,
     broker: BrokerOpt = None,
     topics_file: TopicsOpt = None,
     app_id: Annotated[str | None, typer.Option(help="consumer group / faust app id")] = None,
     web_port: Annotated[int | None, typer.Option(help="port of /metrics, /health, …")] = None,
     web: Annotated[bool | None, typer.Option("--web/--without-web")] = None,
     log_level: Annotated[str | None, typer.Option(help="debug|info|warning|error")] = None,
+    log_format: Annotated[str | None, typer.Option(help="text|json")] = None,
     retry_delays: Annotated[
         str | None, typer.Option(help="seconds before each retry, e.g. 1,5,15")
     ] = None,
@@ -69,13 +92,12 @@ def worker(
         "web_port": web_port,
         "web_enabled": web,
         "log_level": log_level,
+        "log_format": log_format,
         "retry_delays": retry_delays,
     }
+    config = _config_from(flags, config_file)
     try:
-        config = WorkerConfig(**{k: v for k, v in flags.items() if v is not None})
         catalog = load_topics(config.topics_file)
-    except ValidationError as exc:
-        raise _fail(f"invalid worker configuration: {describe(exc)}") from None
     except TopicsFileError as exc:
         raise _fail(str(exc)) from None
     with broker_or_embedded(config.broker, catalog) as bootstrap:
@@ -86,9 +108,15 @@ def run_worker(config: WorkerConfig, catalog: object) -> None:
     import faust
 
     from streams.app import Returnhook
+    from streams.log_format import install
+
+    class Worker(faust.Worker):
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            install(logger, config.log_format)
 
     returnhook = Returnhook(config, catalog)  # type: ignore[arg-type]
-    faust.Worker(
+    Worker(
         returnhook.app,
         loglevel=config.log_level.upper(),
         quiet=True,
@@ -141,6 +169,78 @@ def settings_publish(
             raise _fail(f"publishing to {bootstrap} failed: {exc}") from None
     names = ", ".join(t.tenant_id for t in tenants)
     out.print(f"published settings of {len(tenants)} tenant(s) to {catalog.settings.name}: {names}")
+
+
+config_app = typer.Typer(help="The worker's effective configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(config_file: ConfigOpt = None, broker: BrokerOpt = None) -> None:
+    """Print the effective worker configuration (flags > RETURNHOOK_* > config file > defaults)."""
+    config = _config_from({"broker": broker}, config_file)
+    data = config.model_dump(mode="json")
+    if data.get("broker"):
+        data["broker"] = SECRETS.mask(data["broker"])
+    out.print(yaml.safe_dump(data, sort_keys=True), end="", highlight=False, markup=False)
+
+
+def _read_settings(broker: str | None, topics_file: Path | None) -> dict[str, bytes]:
+    try:
+        catalog = load_topics(topics_file)
+    except TopicsFileError as exc:
+        raise _fail(str(exc)) from None
+    if not broker:
+        raise _fail("settings are read from a running Kafka: give --broker or RETURNHOOK_BROKER")
+    try:
+        return asyncio.run(read_settings_topic(broker, catalog.settings.name))
+    except Exception as exc:
+        raise _fail(f"cannot read {catalog.settings.name} from {broker}: {exc}") from None
+
+
+@settings_app.command("show")
+def settings_show(
+    tenant: Annotated[str, typer.Argument(help="tenantId")],
+    broker: BrokerOpt = None,
+    topics_file: TopicsOpt = None,
+) -> None:
+    """Print one tenant's published settings as YAML, secrets masked."""
+    raw = _read_settings(broker, topics_file).get(tenant)
+    if raw is None:
+        raise _fail(f"no settings published for tenant {tenant!r}")
+    try:
+        settings = TenantSettings.model_validate_json(raw)
+    except ValidationError as exc:
+        raise _fail(f"the published settings of {tenant!r} are invalid: {describe(exc)}") from None
+    text = yaml.safe_dump(masked_settings(settings), sort_keys=False)
+    out.print(text, end="", highlight=False, markup=False)
+
+
+@settings_app.command("list")
+def settings_list(broker: BrokerOpt = None, topics_file: TopicsOpt = None) -> None:
+    """List the tenants with published settings (hosts shown, secrets masked)."""
+    table = Table("tenant", "connectors", "steps", "hosts")
+    for tenant, raw in sorted(_read_settings(broker, topics_file).items()):
+        try:
+            settings = TenantSettings.model_validate_json(raw)
+        except ValidationError as exc:
+            table.add_row(tenant, "-", "-", f"INVALID: {describe(exc)[:80]}")
+            continue
+        masked = masked_settings(settings)
+        hosts = [c.get("host") for c in masked.get("connectors", []) if c.get("host")]
+        hosts += [
+            p["value"]
+            for step in masked.get("returnWorkflow", [])
+            for p in step.get("properties", [])
+            if p["key"].lower() == "host" and p.get("value")
+        ]
+        table.add_row(
+            tenant,
+            str(len(settings.connectors)),
+            str(len(settings.return_workflow)),
+            ", ".join(dict.fromkeys(h for h in hosts if h)),
+        )
+    out.print(table)
 
 
 @app.command()

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
 
 from streams.decoder import DEFAULT_MAX_RECORD_BYTES
 from streams.request import DEFAULT_USER_AGENT
 from streams.webhook_client import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETRY_DELAYS
 
+CONFIG_FILE_ENV = "RETURNHOOK_CONFIG_FILE"
+
 
 class WorkerConfig(BaseSettings):
+    """Precedence, highest first: CLI flags, ``RETURNHOOK_*`` environment, config file, defaults."""
+
     model_config = SettingsConfigDict(env_prefix="RETURNHOOK_", extra="forbid")
 
     broker: str | None = Field(
@@ -71,3 +82,40 @@ class WorkerConfig(BaseSettings):
                 f"rebalance_timeout_s ({self.rebalance_timeout_s:g})"
             )
         return self
+
+
+class ConfigFileError(ValueError):
+    pass
+
+
+def load_config(flags: dict[str, Any], config_file: Path | None = None) -> WorkerConfig:
+    """The effective configuration; ``flags`` are the CLI's (None values already dropped)."""
+    path = config_file or (
+        Path(os.environ[CONFIG_FILE_ENV]) if os.environ.get(CONFIG_FILE_ENV) else None
+    )
+    if path is None:
+        return WorkerConfig(**flags)
+    if not path.is_file():
+        raise ConfigFileError(f"config file {path} does not exist")
+
+    class FromFile(WorkerConfig):
+        model_config = SettingsConfigDict(**{**WorkerConfig.model_config, "yaml_file": path})
+
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
+
+    try:
+        loaded = FromFile(**flags)
+    except ValueError as exc:
+        if "yaml" in type(exc).__module__ or "YAML" in str(exc)[:200]:
+            raise ConfigFileError(f"config file {path} is not valid YAML: {exc}") from None
+        raise
+    return WorkerConfig.model_construct(**loaded.model_dump())

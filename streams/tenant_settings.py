@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pydantic import ValidationError
 
 from models.settings import TenantSettings
+from streams.redaction import SECRETS, SecretRegistry, settings_secrets
 from streams.response import describe
 
 
 class SettingsCache:
     """Parses each distinct settings record once: the table hands us the same bytes per event."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, env: Mapping[str, str] | None = None, secrets: SecretRegistry = SECRETS
+    ) -> None:
         self._parsed: dict[bytes, TenantSettings | str] = {}
+        self._env = env or {}
+        self._secrets = secrets
 
     def parse(self, raw: bytes) -> TenantSettings | str:
         """The settings, or why the record on the topic is not valid settings."""
@@ -22,6 +29,9 @@ class SettingsCache:
                 cached = TenantSettings.model_validate_json(raw)
             except ValidationError as exc:
                 cached = describe(exc)
+            else:
+                # Registered before any request is built: from here on, logs mask them.
+                self._secrets.add(settings_secrets(cached, self._env))
             if len(self._parsed) > 10_000:  # old versions of every tenant's settings
                 self._parsed.clear()
             self._parsed[raw] = cached

@@ -1,0 +1,138 @@
+"""Secrets never reach a log line, a metric or an echo of the settings.
+
+Two nets: the secret values themselves (tokens, passwords, sensitive header values, as they are
+in the settings and after ``${ENV}`` expansion), registered as settings are read; and patterns
+(``Authorization``, ``Bearer``/``Basic`` credentials, ``user:password@`` in URLs) for anything
+that slips past the first.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from models.settings import TenantSettings, expand_env
+
+MASK = "***"
+_ENV_ONLY = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")  # a reference, not the secret itself
+_MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words
+
+SENSITIVE_HEADER_HINTS = ("authorization", "token", "secret", "password", "api-key", "apikey")
+SENSITIVE_HEADERS = frozenset({"cookie", "set-cookie", "proxy-authorization", "x-api-key"})
+
+_PATTERNS = [
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]+"), r"\1 " + MASK),
+    (re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)[^'\",}\s]+"), r"\1" + MASK),
+    (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@"), r"\1" + MASK + "@"),
+]
+
+
+def is_sensitive_header(name: str, marked: bool = False) -> bool:
+    lowered = name.lower()
+    return (
+        marked or lowered in SENSITIVE_HEADERS or any(h in lowered for h in SENSITIVE_HEADER_HINTS)
+    )
+
+
+class SecretRegistry:
+    """Known secret values, masked wherever they appear in text."""
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self._lock = threading.Lock()
+
+    def add(self, values: Iterable[str | None]) -> None:
+        fresh = {v for v in values if v and len(v) >= _MIN_SECRET_LENGTH} - self._values
+        if fresh:
+            with self._lock:
+                self._values |= fresh
+                ordered = sorted(self._values, key=len, reverse=True)
+                self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+    def mask(self, text: str) -> str:
+        pattern = self._pattern
+        if pattern is not None:
+            text = pattern.sub(MASK, text)
+        for regex, replacement in _PATTERNS:
+            text = regex.sub(replacement, text)
+        return text
+
+
+SECRETS = SecretRegistry()
+
+
+def settings_secrets(settings: TenantSettings, env: Mapping[str, str]) -> set[str]:
+    """Every secret a tenant's settings hold, as written and as the worker expands them."""
+    raw: set[str] = set()
+    for connector in settings.connectors:
+        if connector.bearer_token is not None:
+            raw.add(connector.bearer_token.get_secret_value())
+        if connector.password is not None:
+            raw.add(connector.password.get_secret_value())
+        for header in connector.custom_headers:
+            if is_sensitive_header(header.key, header.sensitive) and header.value:
+                raw.add(header.value)
+    for step in settings.return_workflow:
+        for prop in step.request_headers:
+            if is_sensitive_header(prop.key, prop.sensitive) and prop.value:
+                raw.add(prop.value)
+    expanded = set()
+    for value in raw:
+        try:
+            expanded.add(expand_env(value, env))
+        except LookupError:
+            pass
+    # A bare ${VAR} reference is not itself secret; its expansion is.
+    return {v for v in raw | expanded if not v.startswith("${")}
+
+
+def masked_settings(settings: TenantSettings) -> dict[str, Any]:
+    """The settings as JSON with every secret replaced, for ``settings show`` and logs."""
+    data = settings.model_dump(mode="json", by_alias=True, exclude_none=True)
+    for connector in data.get("connectors", []):
+        for field in ("bearerToken", "password"):
+            if connector.get(field) and not _ENV_ONLY.match(connector[field]):
+                connector[field] = MASK
+        for header in connector.get("customHeaders", []):
+            value = header.get("value") or ""
+            sensitive = is_sensitive_header(header["key"], header.get("sensitive", False))
+            if sensitive and not _ENV_ONLY.match(value):
+                header["value"] = MASK
+        if connector.get("host"):
+            connector["host"] = SECRETS.mask(connector["host"])
+    for step in data.get("returnWorkflow", []):
+        for prop in step.get("properties", []):
+            header = (prop.get("keyGroup") or "").lower() == "requestheaders"
+            sensitive = header and is_sensitive_header(prop["key"], prop.get("sensitive", False))
+            if sensitive and not _ENV_ONLY.match(prop.get("value") or ""):
+                prop["value"] = MASK
+            elif prop.get("value"):
+                prop["value"] = SECRETS.mask(prop["value"])
+    return data
+
+
+class RedactingFilter(logging.Filter):
+    """Masks secrets in the message, its arguments and any exception text of every record."""
+
+    def __init__(self, registry: SecretRegistry = SECRETS) -> None:
+        super().__init__()
+        self.registry = registry
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string must not lose the record
+            message = str(record.msg)
+        record.msg = self.registry.mask(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.registry.mask(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.registry.mask(record.stack_info)
+        return True
