@@ -6,6 +6,8 @@ reads them, so a bad record on the topic is reported for that tenant instead of 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from datetime import timedelta
 from typing import Annotated, Any
@@ -18,6 +20,7 @@ from pydantic import (
     PlainSerializer,
     SecretStr,
     field_serializer,
+    field_validator,
     model_validator,
 )
 
@@ -34,13 +37,26 @@ _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
+def check_signing_secret(text: str) -> str:
+    """``whsec_`` + base64 of at least 16 bytes (the Standard Webhooks secret format)."""
+    if not text.startswith("whsec_"):
+        raise ValueError("a signing secret starts with 'whsec_' followed by base64")
+    try:
+        key = base64.b64decode(text[len("whsec_") :], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("a signing secret's part after 'whsec_' must be base64") from None
+    if len(key) < 16:
+        raise ValueError("a signing secret must hold at least 16 bytes")
+    return text
+
+
 def _header_name(value: str) -> str:
     if not _TOKEN.match(value):
         raise ValueError(f"{value!r} is not a valid HTTP header name")
     return value
 
 
-def _header_value(value: str | None) -> str | None:
+def check_header_value(value: str | None) -> str | None:
     if value is not None and _CONTROL.search(value):
         raise ValueError("header values must not contain CR, LF or other control characters")
     return value
@@ -65,7 +81,7 @@ def _timeout(value: timedelta) -> timedelta:
 
 
 HeaderName = Annotated[str, AfterValidator(_header_name)]
-HeaderValue = Annotated[str | None, AfterValidator(_header_value)]
+HeaderValue = Annotated[str | None, AfterValidator(check_header_value)]
 Url = Annotated[str | None, AfterValidator(check_url)]
 Timeout = Annotated[
     timedelta,
@@ -93,11 +109,26 @@ class Connector(CaseInsensitiveModel):
     custom_headers: list[Header] = Field(default_factory=list)
     enabled_for_markets: list[str] = Field(default_factory=list)
     disabled_for_markets: list[str] = Field(default_factory=list)
+    signing_secrets: list[SecretStr] = Field(default_factory=list)
+    """Opt-in Standard Webhooks signatures: ``whsec_…`` secrets (several while rotating)."""
 
     @field_serializer("bearer_token", "password", when_used="json")
     def _reveal(self, value: SecretStr | None) -> str | None:
         """Published settings keep the secret (or its ``${ENV}`` reference); repr/logs mask it."""
         return value.get_secret_value() if value is not None else None
+
+    @field_serializer("signing_secrets", when_used="json")
+    def _reveal_all(self, values: list[SecretStr]) -> list[str]:
+        return [v.get_secret_value() for v in values]
+
+    @field_validator("signing_secrets")
+    @classmethod
+    def _whsec(cls, values: list[SecretStr]) -> list[SecretStr]:
+        for value in values:
+            text = value.get_secret_value()
+            if not _ENV_REF.search(text):
+                check_signing_secret(text)
+        return values
 
 
 class StepProperty(CaseInsensitiveModel):
@@ -110,7 +141,7 @@ class StepProperty(CaseInsensitiveModel):
     def _header_rules(self) -> StepProperty:
         if is_request_header(self):
             _header_name(self.key)
-            _header_value(self.value)
+            check_header_value(self.value)
         return self
 
 

@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry
 from models.records import DeadLetterRecord, OrderEventRecord
 from streams.config import WorkerConfig
 from streams.decoder import Accepted, Ignored, Rejected, decode
+from streams.egress import EgressPolicy
 from streams.lanes import Job, KeyedLanes
 from streams.metrics import Metrics
 from streams.tenant_settings import SettingsCache
@@ -159,6 +160,7 @@ class Returnhook:
             max_in_flight=config.max_in_flight,
             max_in_flight_per_host=config.max_in_flight_per_host,
             on_attempt=self.metrics.on_attempt,
+            egress=EgressPolicy(config.egress_allow),
         )
         self.options = WorkflowOptions(
             env=self.env, max_attempts=self.client.max_attempts, user_agent=config.user_agent

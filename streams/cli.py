@@ -35,8 +35,20 @@ settings_app = typer.Typer(
 app.add_typer(topics_app, name="topics")
 app.add_typer(settings_app, name="settings")
 
-out = Console()
-err = Console(stderr=True)
+
+def _console(*, stderr: bool = False) -> Console:
+    """Output that is piped (CI logs, grep) is not cut or wrapped at rich's default 80 columns.
+
+    Without this, long topic names end in "…" in the `topics apply` table and every error line
+    naming a bad settings field is broken in two.
+    """
+    probe = Console(stderr=stderr)
+    width = None if probe.is_terminal else max(probe.width, 200)
+    return Console(stderr=stderr, soft_wrap=True, width=width)
+
+
+out = _console()
+err = _console(stderr=True)
 
 BrokerOpt = Annotated[
     str | None,
@@ -83,6 +95,10 @@ def worker(
     retry_delays: Annotated[
         str | None, typer.Option(help="seconds before each retry, e.g. 1,5,15")
     ] = None,
+    egress_allow: Annotated[
+        str | None,
+        typer.Option(help="CIDRs/hosts webhooks may reach although private, comma-separated"),
+    ] = None,
 ) -> None:
     """Run a worker: consume order-status-changed, call webhooks, produce patches and events."""
     flags = {
@@ -94,6 +110,7 @@ def worker(
         "log_level": log_level,
         "log_format": log_format,
         "retry_delays": retry_delays,
+        "egress_allow": egress_allow,
     }
     config = _config_from(flags, config_file)
     try:
@@ -279,3 +296,6 @@ def demo_receiver(
 
 def main() -> None:
     app()
+
+
+import streams.replay_cli  # noqa: E402, F401  (registers `returnhook replay` on `app`)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -41,6 +42,10 @@ class WorkerConfig(BaseSettings):
     retry_delays: Annotated[tuple[float, ...], NoDecode] = Field(
         default=DEFAULT_RETRY_DELAYS, description="seconds to wait before each retry"
     )
+    egress_allow: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="CIDRs/hosts webhooks may reach although private (e.g. 10.1.0.0/16,.internal)",
+    )
     max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, gt=0)
     max_record_bytes: int = Field(default=DEFAULT_MAX_RECORD_BYTES, gt=0)
     user_agent: str = DEFAULT_USER_AGENT
@@ -64,6 +69,24 @@ class WorkerConfig(BaseSettings):
         if isinstance(value, str):
             text = value.strip().strip("[]")
             return tuple(float(v) for v in text.split(",") if v.strip()) if text else ()
+        return value
+
+    @field_validator("egress_allow", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    @field_validator("egress_allow")
+    @classmethod
+    def _cidr_or_host(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            if "/" in entry:
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(f"{entry!r} is not a CIDR") from None
         return value
 
     @field_validator("retry_delays")

@@ -8,9 +8,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from models.settings import DEFAULT_TIMEOUT, WorkflowStep, check_url, expand_env
+from models.settings import (
+    DEFAULT_TIMEOUT,
+    WorkflowStep,
+    check_header_value,
+    check_signing_secret,
+    check_url,
+    expand_env,
+)
 from streams.resolution import Endpoint
 
 DEFAULT_USER_AGENT = "OmniumOms/returnhook-0.1"
@@ -33,13 +40,14 @@ class WebhookRequest(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     url: str
-    headers: dict[str, str]
-    body: bytes
+    headers: dict[str, str] = Field(repr=False)
+    body: bytes = Field(repr=False)
     timeout_s: float
     max_attempts: int
     delivery_id: str
     tenant_id: str = ""
     """For metric labels and logs only; never sent."""
+    signing_secrets: tuple[str, ...] = Field(default=(), repr=False)
 
     @property
     def origin(self) -> str:
@@ -131,6 +139,19 @@ def _build(
         if prop.key.lower() not in RESERVED_HEADERS:
             _set(headers, prop.key, expand_env(prop.value or "", env))
     timeout = connector.timeout if connector is not None else DEFAULT_TIMEOUT
+    secrets: tuple[str, ...] = ()
+    if connector is not None and connector.signing_secrets:
+        secrets = tuple(expand_env(s.get_secret_value(), env) for s in connector.signing_secrets)
+        for secret in secrets:
+            try:
+                check_signing_secret(secret)
+            except ValueError as exc:
+                raise InvalidRequest(f"signing secret: {exc}") from None
+    for name, value in headers.items():
+        try:
+            check_header_value(value)
+        except ValueError as exc:
+            raise InvalidRequest(f"header {name}: {exc}") from None
     return WebhookRequest(
         url=url,
         headers=headers,
@@ -138,4 +159,5 @@ def _build(
         timeout_s=timeout.total_seconds(),
         max_attempts=max_attempts,
         delivery_id=delivery_id,
+        signing_secrets=secrets,
     )

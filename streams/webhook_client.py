@@ -11,12 +11,15 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from models.delivery import Delivery
+from streams.egress import EgressPolicy, EgressRefused, GuardedResolver, check_literal
 from streams.request import WebhookRequest
 from streams.response import parse_response
+from streams.signing import signature_headers
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +45,18 @@ class WebhookClient:
         max_in_flight_per_host: int = 64,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         on_attempt: AttemptObserver | None = None,
+        egress: EgressPolicy | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``egress`` None calls anything (library use); the worker always passes its policy."""
         self.retry_delays = tuple(retry_delays)
         self.max_response_bytes = max_response_bytes
         self.max_in_flight = max_in_flight
         self.max_in_flight_per_host = max_in_flight_per_host
         self._sleep = sleep
         self._on_attempt = on_attempt
+        self.egress = egress
+        self._clock = clock
         self._session: aiohttp.ClientSession | None = None
         # Slots are held for one attempt only: a retry's wait must not keep other orders out.
         self._slots = asyncio.Semaphore(max_in_flight)
@@ -63,7 +71,9 @@ class WebhookClient:
     async def start(self) -> None:
         if self._session is None:
             connector = aiohttp.TCPConnector(
-                limit=self.max_in_flight, limit_per_host=self.max_in_flight_per_host
+                limit=self.max_in_flight,
+                limit_per_host=self.max_in_flight_per_host,
+                resolver=GuardedResolver(self.egress) if self.egress is not None else None,
             )
             # Our own per-attempt timeout applies; the session's default 5 minutes must not.
             self._session = aiohttp.ClientSession(
@@ -94,7 +104,15 @@ class WebhookClient:
         last_status: int | None = None
         reason = "not attempted"
         for attempt in range(1, attempts + 1):
-            status, body, error = await self._attempt(request, attempt)
+            try:
+                status, body, error = await self._attempt(request, attempt)
+            except EgressRefused as exc:
+                return Delivery(
+                    ok=False,
+                    attempts=attempt,
+                    duration_ms=_ms_since(started),
+                    reason=f"{exc} (not retried)",
+                )
             last_status = status
             if status is not None and 200 <= status < 300:
                 parsed = parse_response(body) if error is None else error
@@ -155,8 +173,16 @@ class WebhookClient:
         self, request: WebhookRequest, attempt: int
     ) -> tuple[int | None, bytes, str | None]:
         assert self._session is not None
+        if self.egress is not None:
+            check_literal(self.egress, urlsplit(request.url).hostname or "")
         headers = dict(request.headers)
         headers["X-Delivery-Count"] = str(attempt)
+        if request.signing_secrets:
+            headers.update(
+                signature_headers(
+                    request.delivery_id, int(self._clock()), request.body, request.signing_secrets
+                )
+            )
         try:
             async with asyncio.timeout(request.timeout_s):
                 async with self._session.post(
@@ -170,6 +196,9 @@ class WebhookClient:
         except ResponseTooLarge:
             return status, b"", f"the answer is larger than {self.max_response_bytes} bytes"
         except aiohttp.ClientError as exc:
+            refused = _egress_cause(exc)
+            if refused is not None:
+                raise refused from None
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             status, body = None, b""
         else:
@@ -201,3 +230,17 @@ class WebhookClient:
 
 def _ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
+
+
+def _egress_cause(exc: BaseException) -> EgressRefused | None:
+    """aiohttp wraps resolver errors; find our refusal in the chain."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, EgressRefused):
+            return seen
+        for attr in ("os_error", "__cause__", "__context__"):
+            nested = getattr(seen, attr, None)
+            if isinstance(nested, EgressRefused):
+                return nested
+        seen = seen.__cause__ or seen.__context__
+    return None
