@@ -9,7 +9,6 @@ worker without acknowledging, so the event is redone by whoever owns the partiti
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
 import logging
 import os
@@ -24,8 +23,9 @@ from faust.tables.globaltable import GlobalTable
 from faust.types import EventT, StreamT
 from prometheus_client import CollectorRegistry
 
-from models.records import DeadLetterRecord, OrderEventRecord
+from models.records import OrderEventRecord
 from streams.config import WorkerConfig
+from streams.dead_letters import dead_letter_record
 from streams.decoder import Accepted, Ignored, Rejected, decode
 from streams.egress import EgressPolicy
 from streams.lanes import Job, KeyedLanes
@@ -346,18 +346,14 @@ class Returnhook:
                 _log_outcome(output.record)
 
     async def dead_letter(self, message: Any, rejected: Rejected) -> None:
-        record = DeadLetterRecord(
-            reason=rejected.reason,
-            error=rejected.error,
+        record = dead_letter_record(
+            rejected,
             topic=message.topic,
             partition=message.partition,
             offset=message.offset,
-            key=message.key.decode("utf-8", "replace") if message.key is not None else None,
-            value=base64.b64encode(message.value or b"").decode(),
-            headers={
-                k: (v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v))
-                for k, v in (message.headers or [])
-            },
+            key=message.key,
+            value=message.value,
+            headers=message.headers,
         )
         log.warning(
             "dead letter %s at %s[%d]@%d: %s",
