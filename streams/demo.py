@@ -1,0 +1,788 @@
+"""``returnhook demo``: the whole pipeline on one machine, with nothing installed but this package.
+
+It starts the embedded broker, creates the topics, serves the demo webhook receiver, publishes
+the ``demo-shop`` tenant's settings, starts one worker as a subprocess, produces a handful of
+return events (``streams.demo_data``), reads what comes out on ``order-patches`` and
+``order-events``, prints it, and stops everything again, on Ctrl-C too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from streams import demo_data
+from streams.demo_data import EXPECTED, IGNORED_ORDER_ID, STEP_LABELS, Expected
+from streams.embedded_broker import EmbeddedBroker, EmbeddedBrokerError
+from streams.settings_file import publish_settings
+from streams.topic_admin import apply_topics
+from streams.topics import TopicCatalog, TopicsFileError, load_topics, resolve_topics_path
+
+#: Short waits so the flaky scenario recovers in a second; production default is 1, 5, 15 s.
+RETRY_DELAYS = "0.5,1,2"
+#: The demo receiver listens on loopback, which the worker's egress policy refuses by default.
+EGRESS_ALLOW = "127.0.0.1/32"
+_READY = re.compile(r"\[\^Worker\]: Ready")
+_WORKER_STOP_TIMEOUT = 15.0
+_INTERRUPTED_STOP_TIMEOUT = 3.0  # Ctrl-C also stopped the broker: the worker cannot commit
+_FETCH_MAX_WAIT_MS = 100  # the embedded broker holds every fetch for its full max wait
+_PR_SET_PDEATHSIG = 1
+
+console = Console(highlight=False)
+if not console.is_terminal:
+    # Piped or captured: no terminal to measure, so do not squeeze the tables into 80 columns.
+    console.width = max(int(os.environ.get("COLUMNS", "0") or 0), 150)
+
+
+_held_lines: list[str] | None = None
+
+
+class DemoFailed(Exception):
+    """A stage could not be completed; the message says which and why."""
+
+
+@dataclass
+class Outcomes:
+    """What the demo read back from the output topics, by order id."""
+
+    events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    patches: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, role: str, value: dict[str, Any]) -> None:
+        if role == "deadLetters":
+            self.dead_letters.append(value)
+            return
+        target = self.events if role == "events" else self.patches
+        target.setdefault(str(value.get("orderId")), []).append(value)
+
+    def event_for(self, expected: Expected) -> dict[str, Any] | None:
+        for event in self.events.get(expected.order_id, []):
+            if event.get("step", {}).get("index") == expected.step:
+                return event
+        return None
+
+    def patch_for(self, expected: Expected) -> dict[str, Any] | None:
+        for patch in self.patches.get(expected.order_id, []):
+            if patch.get("step", {}).get("index") == expected.step:
+                return patch
+        return None
+
+    def produced_for(self, order_id: str) -> bool:
+        return order_id in self.events or order_id in self.patches or self.dead_lettered(order_id)
+
+    def dead_lettered(self, order_id: str) -> bool:
+        return any(d.get("key") == order_id for d in self.dead_letters)
+
+    def arrived(self, expected: Expected) -> bool:
+        if self.dead_lettered(expected.order_id):
+            return True  # it will not produce anything else: no reason to wait for it
+        if self.event_for(expected) is None:
+            return False
+        return not expected.patch_fields or self.patch_for(expected) is not None
+
+    def problems(self, expected: Expected) -> list[str]:
+        """Differences from what the scenario should produce; empty when it went as planned."""
+        if self.dead_lettered(expected.order_id):
+            return ["dead-lettered"]
+        event = self.event_for(expected)
+        if event is None:
+            return ["no order-event"]
+        wanted = {
+            "actionStatus": expected.action_status,
+            "attempts": expected.attempts,
+            "httpStatus": expected.http_status,
+            "continueWorkflow": expected.continue_workflow,
+        }
+        found = [
+            f"{key}={event.get(key)!r}, expected {value!r}"
+            for key, value in wanted.items()
+            if event.get(key) != value
+        ]
+        patch = self.patch_for(expected)
+        if expected.patch_fields:
+            if patch is None:
+                found.append("no order-patch")
+            else:
+                missing = expected.patch_fields - set(patch.get("patch", {}))
+                found.extend(f"patch lacks {name}" for name in sorted(missing))
+        return found
+
+
+@dataclass
+class Demo:
+    """Everything the demo started, so that it can all be stopped from anywhere."""
+
+    timeout: float
+    started: float = field(default_factory=time.monotonic)
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="returnhook-demo-")))
+    broker: EmbeddedBroker | None = None
+    worker: subprocess.Popen[bytes] | None = None
+    receiver: web.AppRunner | None = None
+    keep_logs: bool = False
+
+    @property
+    def deadline(self) -> float:
+        return self.started + self.timeout
+
+    @property
+    def worker_log(self) -> Path:
+        return self.workdir / "worker.log"
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def worker_log_tail(self, lines: int = 25) -> str:
+        try:
+            with self.worker_log.open(encoding="utf-8", errors="replace") as log:
+                return "".join(deque(log, maxlen=lines)).rstrip()
+        except OSError:
+            return "(no worker log)"
+
+    def stop_worker(self, timeout: float = _WORKER_STOP_TIMEOUT) -> int | None:
+        """SIGTERM (faust shuts down cleanly and commits), SIGKILL if it hangs; idempotent."""
+        process, self.worker = self.worker, None
+        if process is None:
+            return None
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+        return process.returncode
+
+    def stop_broker(self) -> None:
+        broker, self.broker = self.broker, None
+        if broker is not None:
+            broker.stop()
+
+    def stop_processes(self, worker_timeout: float = _WORKER_STOP_TIMEOUT) -> None:
+        """The synchronous last line of defence: nothing this demo started outlives it."""
+        self.stop_worker(worker_timeout)
+        self.stop_broker()
+
+    def cleanup_files(self) -> None:
+        """Logs are kept only after a failure or Ctrl-C, and only when there are some."""
+        if not self.keep_logs or not any(self.workdir.iterdir()):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def run_demo(timeout: float = 90.0) -> int:
+    """Runs the demo; 0 when every scenario produced what it should, 1 otherwise, 130 on Ctrl-C."""
+    demo = Demo(timeout=timeout)
+    console.print(
+        "[bold]returnhook demo[/]: embedded Kafka broker, demo webhook receiver, one worker, "
+        f"{len(EXPECTED) + 1} order-status-changed events (gives up after {timeout:g} s)"
+    )
+    try:
+        with _quiet_kafka_clients():
+            code = asyncio.run(_run(demo))
+    except KeyboardInterrupt:
+        demo.keep_logs = True
+        demo.stop_processes(worker_timeout=_INTERRUPTED_STOP_TIMEOUT)
+        console.print(f"[yellow]interrupted[/]: everything stopped; logs kept in {demo.workdir}")
+        return 130
+    finally:
+        demo.stop_processes()
+        demo.cleanup_files()
+    return code
+
+
+async def _run(demo: Demo) -> int:
+    try:
+        outcomes = await _pipeline(demo)
+    except DemoFailed as exc:
+        demo.keep_logs = True
+        console.print(f"[red]demo failed:[/] {escape(str(exc))}")
+        await _shutdown(demo)
+        return 1
+    except asyncio.CancelledError:
+        # Ctrl-C: asyncio.run cancels us and raises KeyboardInterrupt once we are done.
+        demo.keep_logs = True
+        console.print("[yellow]Ctrl-C[/]: stopping everything…")
+        await _shutdown(demo, worker_timeout=_INTERRUPTED_STOP_TIMEOUT)
+        raise
+    except BaseException:
+        demo.keep_logs = True
+        await _shutdown(demo, quiet=True)
+        raise
+
+    problems = {e.order_id: outcomes.problems(e) for e in EXPECTED}
+    problems = {order: found for order, found in problems.items() if found}
+    if outcomes.produced_for(IGNORED_ORDER_ID):
+        problems[IGNORED_ORDER_ID] = ["a non-return event produced output"]
+    if outcomes.events:
+        _print_events(outcomes)
+    if outcomes.patches:
+        _print_patches(outcomes)
+    if outcomes.dead_letters:
+        _print_dead_letters(outcomes)
+    console.print(_summary(outcomes, problems, demo.elapsed()))
+    if problems:
+        demo.keep_logs = True
+        for order, found in problems.items():
+            console.print(f"[red]  {order}:[/] {escape('; '.join(found))}")
+        console.print(f"[dim]worker log ({demo.worker_log}), last lines:[/]")
+        console.print(escape(demo.worker_log_tail()), markup=True, style="dim")
+    await _shutdown(demo)
+    return 1 if problems else 0
+
+
+async def _pipeline(demo: Demo) -> Outcomes:
+    topics_path = resolve_topics_path()
+    try:
+        catalog = load_topics(topics_path)
+    except TopicsFileError as exc:
+        raise DemoFailed(str(exc)) from None
+
+    with _stage("starting embedded Kafka broker") as done:
+        broker = EmbeddedBroker(log_path=demo.workdir / "broker.log")
+        try:
+            # From this (the main) thread: the broker then dies with us even if we are killed.
+            demo.broker = broker.start()
+        except EmbeddedBrokerError as exc:
+            raise DemoFailed(str(exc)) from None
+        done(f"{broker.bootstrap}, pid {broker.pid}")
+    bootstrap = broker.bootstrap
+
+    with _stage(f"creating topics from {topics_path.name}") as done:
+        reports = await _within(demo, apply_topics(bootstrap, catalog), "creating topics")
+        done(", ".join(f"{r.name} ×{catalog.by_role()[r.role].partitions}" for r in reports))
+
+    with _stage("starting demo webhook receiver") as done:
+        demo.receiver = await _serve_receiver()
+        url = _receiver_url(demo.receiver)
+        done(f"{url}/returns/{{accept,enrich,reject,flaky,missing}}")
+
+    settings = demo_data.tenant_settings(url)
+    with _stage(f"publishing settings of tenant {settings.tenant_id}") as done:
+        publish = publish_settings(bootstrap, catalog.settings.name, [settings])
+        await _within(demo, publish, "publishing settings")
+        done(
+            f"{len(settings.connectors)} connectors with bearer token ${{{demo_data.TOKEN_ENV}}}, "
+            f"{len(settings.return_workflow)} return-workflow steps → {catalog.settings.name}"
+        )
+
+    app_id = f"returnhook-demo-{secrets.token_hex(4)}"
+    with _stage("starting worker") as done:
+        spawned = time.monotonic()
+        demo.worker = _spawn_worker(demo, bootstrap, topics_path, app_id)
+        await _wait_until_ready(demo)
+        done(
+            f"pid {demo.worker.pid}, group {app_id}, ready in {time.monotonic() - spawned:.1f} s; "
+            f"retry delays {RETRY_DELAYS.replace(',', ', ')} s instead of 1, 5, 15 s; "
+            f"egress allowed to {EGRESS_ALLOW} for the demo receiver"
+        )
+
+    consumer = await _within(demo, _start_reader(bootstrap, catalog), "starting the reader")
+    try:
+        values = demo_data.events()
+        with _receiver_log_lines():
+            with _holding_output():
+                with _stage(f"producing {len(values)} events to {catalog.input.name}") as done:
+                    produce = _produce(bootstrap, catalog.input.name, values)
+                    await _within(demo, produce, "producing")
+                    done(", ".join(f"{v['orderId']} {v['status']}" for v in values))
+                console.print(
+                    f"waiting for {catalog.events.name} and {catalog.patches.name} "
+                    f"(at most {max(demo.remaining(), 0):.0f} s more)…"
+                )
+            waited = time.monotonic()
+            outcomes = await _collect(demo, consumer, catalog)
+        arrived = sum(len(v) for v in outcomes.events.values())
+        patches = sum(len(v) for v in outcomes.patches.values())
+        counts = f"{arrived} order-events, {patches} order-patches"
+        missing = [f"{e.order_id} ({e.scenario})" for e in EXPECTED if not outcomes.arrived(e)]
+        if missing:
+            console.print(
+                f"… [red]timed out[/] after {demo.timeout:g} s ({counts}); "
+                f"still missing: {', '.join(missing)}"
+            )
+        else:
+            console.print(f"… [green]ok[/] ({counts} in {time.monotonic() - waited:.1f} s)")
+    finally:
+        await _close_quietly(consumer.stop())
+    return outcomes
+
+
+async def _serve_receiver() -> web.AppRunner:
+    from streams.demo_receiver import serve
+
+    return await serve("127.0.0.1", 0)
+
+
+def _receiver_url(runner: web.AppRunner) -> str:
+    host, port = runner.addresses[0][:2]
+    return f"http://{host}:{port}"
+
+
+async def _within(demo: Demo, awaitable: Any, what: str) -> Any:
+    try:
+        async with asyncio.timeout(max(demo.remaining(), 1.0)):
+            return await awaitable
+    except TimeoutError:
+        raise DemoFailed(f"{what} did not finish within the demo's timeout") from None
+    except DemoFailed:
+        raise
+    except Exception as exc:
+        raise DemoFailed(f"{what} failed: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _stage(what: str) -> Iterator[Callable[[str], None]]:
+    """Prints ``what… ok (detail)``, or ``what… failed`` and re-raises.
+
+    Lines that other code prints meanwhile (the receiver's) wait until the stage's line is done.
+    """
+    with _holding_output():
+        console.print(f"{what}… ", end="")
+        details: list[str] = []
+        try:
+            yield details.append
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            console.print("[yellow]interrupted[/]")
+            raise
+        except BaseException:
+            console.print("[red]failed[/]")
+            raise
+        suffix = f" ({escape(details[-1])})" if details else ""
+        console.print(f"[green]ok[/]{suffix}")
+
+
+@contextlib.contextmanager
+def _holding_output() -> Iterator[None]:
+    """Lines given to ``_say`` meanwhile are printed when the outermost holder ends."""
+    global _held_lines
+    if _held_lines is not None:
+        yield
+        return
+    _held_lines = []
+    try:
+        yield
+    finally:
+        held, _held_lines = _held_lines, None
+        for line in held:
+            console.print(line)
+
+
+def _say(line: str) -> None:
+    """Prints a line now, or after the current stage's own line."""
+    if _held_lines is not None:
+        _held_lines.append(line)
+    else:
+        console.print(line)
+
+
+def _spawn_worker(
+    demo: Demo, bootstrap: str, topics_path: Path, app_id: str
+) -> subprocess.Popen[bytes]:
+    script = Path(sys.executable).with_name("returnhook")
+    if script.is_file() and os.access(script, os.X_OK):
+        command = [str(script)]
+    else:
+        command = [sys.executable, "-c", "from streams.cli import main; main()"]
+    command += [
+        "worker",
+        "--broker",
+        bootstrap,
+        "--topics-file",
+        str(topics_path.resolve()),
+        "--app-id",
+        app_id,
+        "--without-web",
+        "--log-level",
+        "info",
+        "--retry-delays",
+        RETRY_DELAYS,
+        "--egress-allow",
+        EGRESS_ALLOW,
+    ]
+    env = {
+        **os.environ,
+        demo_data.TOKEN_ENV: f"demo-{secrets.token_urlsafe(12)}",
+        "PYTHONUNBUFFERED": "1",
+    }
+    with demo.worker_log.open("wb") as log:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            # Its own session: Ctrl-C reaches the demo, which stops the worker in order.
+            start_new_session=True,
+            preexec_fn=_die_with_parent(),
+        )
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """Linux: the kernel SIGTERMs the worker if the demo dies without stopping it."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+    def set_pdeathsig() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return set_pdeathsig
+
+
+async def _wait_until_ready(demo: Demo) -> None:
+    """Until faust logs ``[^Worker]: Ready`` (group joined, settings table recovered)."""
+    while True:
+        _check_alive(demo, "during its startup")
+        try:
+            text = demo.worker_log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            text = ""
+        if _READY.search(text):
+            return
+        if demo.remaining() <= 0:
+            raise DemoFailed(
+                f"the worker was not ready within {demo.timeout:g} s; its log "
+                f"({demo.worker_log}):\n{demo.worker_log_tail()}"
+            )
+        await asyncio.sleep(0.1)
+
+
+def _check_alive(demo: Demo, when: str) -> None:
+    """Fail at once (not at the timeout) when the broker or the worker is gone."""
+    if demo.broker is not None and not demo.broker.running:
+        raise DemoFailed(
+            f"the embedded broker exited {when}; its log ({demo.broker.log_path}):\n"
+            f"{demo.broker.log_tail()}"
+        )
+    if demo.worker is not None and demo.worker.poll() is not None:
+        raise DemoFailed(
+            f"the worker exited with code {demo.worker.returncode} {when}; its log "
+            f"({demo.worker_log}):\n{demo.worker_log_tail()}"
+        )
+
+
+async def _close_quietly(closing: Any, timeout: float = 5.0) -> None:
+    """Closes a Kafka client without letting a dead broker turn cleanup into a new failure.
+
+    aiokafka's ``stop()`` can raise the CancelledError of its own fetch task; that one is
+    swallowed, a cancellation of the demo itself (Ctrl-C) is not.
+    """
+    task = asyncio.current_task()
+    try:
+        async with asyncio.timeout(timeout):
+            await closing
+    except asyncio.CancelledError:
+        if task is not None and task.cancelling():
+            raise
+    except Exception as exc:
+        logging.getLogger(__name__).debug("closing a Kafka client failed: %s", exc)
+
+
+async def _produce(bootstrap: str, topic: str, values: list[dict[str, Any]]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=False,  # the embedded broker has no InitProducerId
+        request_timeout_ms=15000,
+    )
+    await producer.start()
+    try:
+        for value in values:
+            key = value["order"]["id"].encode()
+            await producer.send_and_wait(topic, value=orjson.dumps(value), key=key)
+    finally:
+        await _close_quietly(producer.stop())
+
+
+async def _start_reader(bootstrap: str, catalog: TopicCatalog) -> AIOKafkaConsumer:
+    """All partitions of the output topics from the beginning; no group, no end offsets."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=_FETCH_MAX_WAIT_MS,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+    )
+    await consumer.start()
+    try:
+        consumer.assign(
+            [
+                TopicPartition(spec.name, partition)
+                for spec in (catalog.events, catalog.patches, catalog.dead_letters)
+                for partition in range(spec.partitions)
+            ]
+        )
+        await consumer.seek_to_beginning()
+    except BaseException:
+        await _close_quietly(consumer.stop())
+        raise
+    return consumer
+
+
+async def _collect(demo: Demo, consumer: AIOKafkaConsumer, catalog: TopicCatalog) -> Outcomes:
+    roles = {spec.name: role for role, spec in catalog.by_role().items()}
+    outcomes = Outcomes()
+    while not all(outcomes.arrived(e) for e in EXPECTED):
+        _check_alive(demo, "while the demo waited for outcomes")
+        if demo.remaining() <= 0:
+            break  # what did arrive is still shown; the missing ones are reported as problems
+        batches = await consumer.getmany(timeout_ms=200)
+        for records in batches.values():
+            for record in records:
+                role = roles.get(record.topic)
+                if role not in ("events", "patches", "deadLetters"):
+                    continue
+                try:
+                    value = orjson.loads(record.value)
+                except orjson.JSONDecodeError:
+                    value = {"undecodable": repr(record.value[:80])}
+                if role == "deadLetters":
+                    _say(
+                        f"  [red]dead letter[/] {escape(str(value.get('key')))}: "
+                        f"{escape(str(value.get('reason')))}: {escape(str(value.get('error')))}"
+                    )
+                outcomes.add(role, value)
+    return outcomes
+
+
+@contextlib.contextmanager
+def _quiet_kafka_clients() -> Iterator[None]:
+    """aiokafka logs every reconnect attempt at ERROR; the demo reports failures itself."""
+    logger = logging.getLogger("aiokafka")
+    previous = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+class _ConsoleHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage().replace(" -> ", " → ")
+        _say(f"  [dim]webhook receiver:[/] {escape(message)}")
+
+
+@contextlib.contextmanager
+def _receiver_log_lines() -> Iterator[None]:
+    """Shows each request the demo receiver answers (it logs one safe line per request)."""
+    logger = logging.getLogger("streams.demo_receiver")
+    handler = _ConsoleHandler(logging.INFO)
+    previous = (logger.level, logger.propagate)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous[0])
+        logger.propagate = previous[1]
+
+
+async def _shutdown(
+    demo: Demo, *, quiet: bool = False, worker_timeout: float = _WORKER_STOP_TIMEOUT
+) -> None:
+    """Worker first (it commits through the broker), then the receiver, then the broker."""
+    say = (lambda _text: None) if quiet else console.print
+    if demo.worker is not None:
+        pid = demo.worker.pid
+        code = await asyncio.to_thread(demo.stop_worker, worker_timeout)
+        say(f"stopped worker (pid {pid}, exit code {code})")
+    if demo.receiver is not None:
+        runner, demo.receiver = demo.receiver, None
+        await runner.cleanup()
+        say("stopped demo webhook receiver")
+    if demo.broker is not None:
+        pid = demo.broker.pid
+        await asyncio.to_thread(demo.stop_broker)
+        say(f"stopped embedded broker (pid {pid})")
+
+
+# --- output ------------------------------------------------------------------------------------
+
+
+def _orders() -> dict[str, dict[str, Any]]:
+    return {value["order"]["id"]: value["order"] for value in demo_data.events()}
+
+
+def _print_events(outcomes: Outcomes) -> None:
+    scenarios = {e.order_id: e for e in EXPECTED}
+    table = Table(title="order-events", title_justify="left")
+    table.add_column("order", no_wrap=True)
+    table.add_column("scenario", overflow="fold")
+    table.add_column("step", overflow="fold")
+    table.add_column("actionStatus", no_wrap=True)
+    table.add_column("attempts", no_wrap=True, justify="right")
+    table.add_column("HTTP", no_wrap=True)
+    table.add_column("continue?", no_wrap=True)
+    table.add_column("reason", overflow="fold")
+    for order_id, events in sorted(outcomes.events.items()):
+        expected = scenarios.get(order_id)
+        for event in events:
+            status = str(event.get("actionStatus"))
+            colour = {"Success": "green", "Warning": "yellow", "Error": "red"}.get(status, "")
+            scenario = escape(expected.scenario) if expected else "?"
+            if expected is None or outcomes.problems(expected):
+                scenario += " [red](not as planned)[/]"
+            reason = _shorten(event.get("errorReason") or "", 70)
+            if event.get("skippedSteps"):
+                skipped = ", ".join(map(str, event["skippedSteps"]))
+                reason = f"{reason}; steps {skipped} skipped" if reason else f"{skipped} skipped"
+            table.add_row(
+                order_id,
+                scenario,
+                escape(_step_label(event.get("step", {}))),
+                f"[{colour}]{status}[/]" if colour else escape(status),
+                str(event.get("attempts")),
+                str(event.get("httpStatus") or "–"),
+                "yes" if event.get("continueWorkflow") else "[bold]no[/]",
+                escape(reason),
+            )
+    console.print(table)
+
+
+def _print_patches(outcomes: Outcomes) -> None:
+    orders = _orders()
+    table = Table(title="order-patches", title_justify="left")
+    table.add_column("order", no_wrap=True)
+    table.add_column("step")
+    table.add_column("what changes on the order", overflow="fold", min_width=30)
+    for order_id, patches in sorted(outcomes.patches.items()):
+        for patch in patches:
+            summary = summarise_patch(orders.get(order_id, {}), patch.get("patch", {}))
+            if patch.get("ignoredFields"):
+                summary.append(f"ignored: {', '.join(patch['ignoredFields'])}")
+            step = escape(_step_label(patch.get("step", {})))
+            table.add_row(order_id, step, escape("; ".join(summary)))
+    console.print(table)
+
+
+def _print_dead_letters(outcomes: Outcomes) -> None:
+    table = Table(title="returnhook-dead-letters", title_justify="left")
+    for name in ("key", "reason", "error"):
+        table.add_column(name, overflow="fold")
+    for letter in outcomes.dead_letters:
+        table.add_row(*(escape(str(letter.get(k))) for k in ("key", "reason", "error")))
+    console.print(table)
+
+
+def _step_label(step: dict[str, Any]) -> str:
+    index = step.get("index")
+    label = STEP_LABELS.get(index, step.get("name", "?")) if isinstance(index, int) else "?"
+    connector = f" ({step['connectorId']})" if step.get("connectorId") else ""
+    return f"{index} {label}{connector}"
+
+
+def summarise_patch(order: dict[str, Any], patch: dict[str, Any]) -> list[str]:
+    """One short phrase per patched field, relative to the order the demo produced."""
+    parts: list[str] = []
+    for name, value in patch.items():
+        before = order.get(name)
+        if name == "tags" and isinstance(value, list):
+            old = set(before or [])
+            added = [t for t in value if t not in old]
+            removed = [t for t in old if t not in set(value)]
+            change = [f"+{t}" for t in added] + [f"-{t}" for t in removed]
+            parts.append(f"tags {' '.join(change) or 'unchanged'}")
+        elif name == "properties" and isinstance(value, list):
+            old_props = {p.get("key"): p.get("value") for p in before or [] if isinstance(p, dict)}
+            changed = [
+                f"{p.get('key')}={p.get('value')}"
+                for p in value
+                if isinstance(p, dict) and old_props.get(p.get("key")) != p.get("value")
+            ]
+            parts.append(f"properties {', '.join(changed) or 'unchanged'}")
+        elif name == "errors" and isinstance(value, list):
+            parts.append(_errors_change(before or [], value))
+        else:
+            parts.append(f"{name} {before!r} → {value!r}" if before else f"{name} → {value!r}")
+    return parts
+
+
+def _errors_change(before: list[Any], after: list[Any]) -> str:
+    old_refs = {_error_ref(e) for e in before}
+    new_refs = {_error_ref(e) for e in after}
+    added = [e for e in after if _error_ref(e) not in old_refs]
+    removed = [e for e in before if _error_ref(e) not in new_refs]
+    phrases = [
+        f"+{e.get('severity', '?')} entry “{_shorten(str(e.get('message')), 60)}”"
+        for e in added
+        if isinstance(e, dict)
+    ]
+    if removed:
+        plural = "entry" if len(removed) == 1 else "entries"
+        phrases.append(f"cleared {len(removed)} earlier {demo_data.STEP_ERROR_KEY} {plural}")
+    return "errors " + ("; ".join(phrases) or "unchanged")
+
+
+def _error_ref(entry: Any) -> Any:
+    if isinstance(entry, dict):
+        return (entry.get("key"), entry.get("referenceId"), entry.get("message"))
+    return repr(entry)
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _summary(outcomes: Outcomes, problems: dict[str, list[str]], elapsed: float) -> str:
+    statuses: dict[str, int] = {}
+    for events in outcomes.events.values():
+        for event in events:
+            status = str(event.get("actionStatus"))
+            statuses[status] = statuses.get(status, 0) + 1
+    rank = {"Success": 0, "Warning": 1, "Error": 2}
+    counted = ", ".join(
+        f"{n} {s}" for s, n in sorted(statuses.items(), key=lambda item: rank.get(item[0], 3))
+    )
+    counted = f" ({counted})" if counted else ""
+    events = sum(statuses.values())
+    patches = sum(len(p) for p in outcomes.patches.values())
+    ignored = (
+        f"nothing for {IGNORED_ORDER_ID} (Shipped, not a return)"
+        if not outcomes.produced_for(IGNORED_ORDER_ID)
+        else f"[red]{IGNORED_ORDER_ID} (not a return) produced output[/]"
+    )
+    verdict = (
+        "[bold green]demo ok[/]"
+        if not problems
+        else f"[bold red]demo failed[/] ({len(problems)} scenario(s) not as expected)"
+    )
+    return (
+        f"{verdict}: {len(EXPECTED)} return events → {events} order-events{counted}, "
+        f"{patches} order-patches, {len(outcomes.dead_letters)} dead letters; {ignored}; "
+        f"{elapsed:.1f} s"
+    )
