@@ -171,7 +171,9 @@ class EmbeddedBroker:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
-                start_new_session=False,  # Ctrl-C on the terminal reaches the broker too
+                # Its own session: Ctrl-C reaches only us, and we stop the broker last, after the
+                # worker has committed. PDEATHSIG (below) still ends it if we die.
+                start_new_session=True,
                 preexec_fn=_die_with_parent_hook(),
             )
 
