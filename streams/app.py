@@ -12,7 +12,9 @@ import asyncio
 import functools
 import logging
 import os
+import tempfile
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -111,10 +113,15 @@ class Returnhook:
         self.config = config
         self.catalog = catalog or load_topics(config.topics_file)
         self.env = dict(os.environ if env is None else env)
+        data_dir = config.data_dir or Path(tempfile.gettempdir()) / "returnhook" / config.app_id
+        data_dir.mkdir(parents=True, exist_ok=True)
         self.app = _FaustApp(
             config.app_id,
             broker=broker_urls(config.broker),
             store="memory://",
+            # Not the current directory: nothing is stored there (memory store), and a worker
+            # started from a checkout must not litter it.
+            datadir=str(data_dir),
             processing_guarantee="at_least_once",
             consumer_auto_offset_reset="earliest",
             broker_session_timeout=config.session_timeout_s,

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -34,6 +35,9 @@ class WorkerConfig(BaseSettings):
     )
     app_id: str = Field(default="returnhook", description="faust app id = consumer group id")
     topics_file: Path | None = Field(default=None, description="topics.yaml to use")
+    data_dir: Path | None = Field(
+        default=None, description="faust's working directory; default: <tmp>/returnhook/<app id>"
+    )
     web_port: int = Field(default=6066, ge=0, le=65535)
     web_host: str = "0.0.0.0"
     web_enabled: bool = True
@@ -120,6 +124,13 @@ def load_config(flags: dict[str, Any], config_file: Path | None = None) -> Worke
         return WorkerConfig(**flags)
     if not path.is_file():
         raise ConfigFileError(f"config file {path} does not exist")
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigFileError(f"config file {path} is not valid YAML: {exc}") from None
+    if document is not None and not isinstance(document, dict):
+        kind = type(document).__name__
+        raise ConfigFileError(f"config file {path} must hold a mapping of options, not a {kind}")
 
     class FromFile(WorkerConfig):
         model_config = SettingsConfigDict(**{**WorkerConfig.model_config, "yaml_file": path})
@@ -135,10 +146,5 @@ def load_config(flags: dict[str, Any], config_file: Path | None = None) -> Worke
         ) -> tuple[PydanticBaseSettingsSource, ...]:
             return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
 
-    try:
-        loaded = FromFile(**flags)
-    except ValueError as exc:
-        if "yaml" in type(exc).__module__ or "YAML" in str(exc)[:200]:
-            raise ConfigFileError(f"config file {path} is not valid YAML: {exc}") from None
-        raise
+    loaded = FromFile(**flags)
     return WorkerConfig.model_construct(**loaded.model_dump())

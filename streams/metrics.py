@@ -111,6 +111,12 @@ class _ExecutorCollector(Collector):
             "Accepted input events not yet acknowledged",
             value=stats.get("uncommitted_events", 0),
         )
+        if stats.get("window"):
+            yield GaugeMetricFamily(
+                "returnhook_uncommitted_events_limit",
+                "Uncommitted events at which intake pauses (max_uncommitted)",
+                value=stats["window"],
+            )
         yield GaugeMetricFamily(
             "returnhook_oldest_unfinished_age_seconds",
             "Age of the oldest accepted, unacknowledged input event",

@@ -25,7 +25,11 @@ SENSITIVE_HEADERS = frozenset({"cookie", "set-cookie", "proxy-authorization", "x
 
 _PATTERNS = [
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]+"), r"\1 " + MASK),
-    (re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)[^'\",}\s]+"), r"\1" + MASK),
+    # Any scheme, not just Bearer/Basic: "Authorization: Token abc" must not keep "abc".
+    (
+        re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(?:[A-Za-z][\w.-]*\s+)?[^'\",}\s]+"),
+        r"\1" + MASK,
+    ),
     (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@"), r"\1" + MASK + "@"),
 ]
 
@@ -115,8 +119,30 @@ def masked_settings(settings: TenantSettings) -> dict[str, Any]:
     return data
 
 
+# LogRecord attributes that are not "extra" fields of the call.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+}
+
+
+def _mask_value(value: Any, registry: SecretRegistry) -> Any:
+    """Strings masked, also inside dicts, lists and tuples; other values as they are."""
+    if isinstance(value, str):
+        return registry.mask(value)
+    if isinstance(value, dict):
+        return {k: _mask_value(v, registry) for k, v in value.items()}
+    if isinstance(value, list) or type(value) is tuple:
+        return type(value)(_mask_value(v, registry) for v in value)
+    return value
+
+
 class RedactingFilter(logging.Filter):
-    """Masks secrets in the message, its arguments and any exception text of every record."""
+    """Masks secrets in the message, its arguments, its extra fields and any exception text.
+
+    Extra fields (``log.info(..., extra={"reason": ...})``) matter for the JSON format, which
+    writes each of them as a field of its own.
+    """
 
     def __init__(self, registry: SecretRegistry = SECRETS) -> None:
         super().__init__()
@@ -129,6 +155,13 @@ class RedactingFilter(logging.Filter):
             message = str(record.msg)
         record.msg = self.registry.mask(message)
         record.args = None
+        extras = {
+            key: value
+            for key, value in vars(record).items()
+            if key not in _RECORD_ATTRIBUTES and not key.startswith("_")
+        }
+        for key, value in extras.items():
+            setattr(record, key, _mask_value(value, self.registry))
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
