@@ -225,7 +225,18 @@ class Returnhook:
         async for event in self._stream.events():
             if self.lanes.failed is not None:
                 return
-            await self.lanes.submit(self._job_for(event))
+            if not await self.lanes.submit(self._job_for(event)):
+                self._forget(event)
+
+    def _forget(self, event: EventT) -> None:
+        """Neither processed nor acknowledged: a redelivery, or refused while draining.
+
+        faust tracks every event it hands out and, on shutdown or rebalance, waits without a
+        limit for each to be acknowledged; this one never will be, so stop tracking it.
+        """
+        unacked = getattr(self.app.consumer, "_unacked_messages", None)
+        if unacked is not None:
+            unacked.discard(event.message)
 
     def _job_for(self, event: EventT) -> Job:
         message = event.message
@@ -279,10 +290,8 @@ class Returnhook:
         """Bounded: faust waits for un-acked events with no limit, the group does not."""
         timeout = self.config.drain_timeout_s
         dropped = await self.lanes.drain(timeout)
-        unacked = getattr(self.app.consumer, "_unacked_messages", None)
         for job in dropped:
-            if unacked is not None:
-                unacked.discard(job.token.message)
+            self._forget(job.token)
         if dropped:
             log.warning(
                 "%s: %d accepted event(s) not finished within %.1f s were cancelled and left "

@@ -58,24 +58,35 @@ class KeyedLanes:
 
     # -- intake ---------------------------------------------------------------------------------
 
-    async def submit(self, job: Job) -> None:
-        """Accepts a job, waiting while the window is full or intake is paused (backpressure)."""
-        while self._paused or len(self._ledger) >= self.window:
+    async def submit(self, job: Job) -> bool:
+        """Accepts a job, waiting while the window is full (backpressure).
+
+        Returns False when the job is not taken: intake is paused (a drain: the partition's next
+        owner redoes it), or its offset is a redelivery of one already accepted. The caller must
+        then neither process nor acknowledge it.
+        """
+        while not self._paused and len(self._ledger) >= self.window:
             self._room.clear()
             await self._room.wait()
-        self._ledger.add(job.partition, job.offset, job)
+        if self._paused:
+            return False
+        if not self._ledger.add(job.partition, job.offset, job):
+            return False
         if job.key is None or job.work is None:
             await self._finish(job)
-            return
+            return True
         lane = self._lanes.get(job.key)
         if lane is None:
             self._lanes[job.key] = deque([job])
             self._tasks[job.key] = asyncio.create_task(self._run(job.key))
         else:
             lane.append(job)
+        return True
 
     def pause(self) -> None:
+        """Stops intake (waiting submitters return False) and lanes start no further job."""
         self._paused = True
+        self._room.set()
 
     def resume(self) -> None:
         self._paused = False
@@ -90,7 +101,7 @@ class KeyedLanes:
     async def _run(self, key: Hashable) -> None:
         lane = self._lanes[key]
         try:
-            while lane:
+            while lane and not self._paused:
                 job = lane[0]
                 assert job.work is not None
                 try:

@@ -20,14 +20,22 @@ class PartitionLedger(Generic[T]):
     def __init__(self) -> None:
         self._pending: OrderedDict[int, T] = OrderedDict()
         self._finished: set[int] = set()
+        self._last: int | None = None
 
     def __len__(self) -> int:
         return len(self._pending)
 
-    def add(self, offset: int, item: T) -> None:
-        if self._pending and offset <= next(reversed(self._pending)):
-            raise ValueError(f"offset {offset} arrived out of order")
+    def add(self, offset: int, item: T) -> bool:
+        """False for an offset at or below one already accepted: a redelivery, not new work.
+
+        faust re-fetches from the committed offset after a recovery within one generation; the
+        first copy is finished or still running, and acknowledges in its turn.
+        """
+        if self._last is not None and offset <= self._last:
+            return False
         self._pending[offset] = item
+        self._last = offset
+        return True
 
     def finish(self, offset: int) -> list[T]:
         """Marks one offset done; returns the items that may now be acknowledged, in order."""
@@ -72,8 +80,8 @@ class OffsetLedger(Generic[K, T]):
     def __len__(self) -> int:
         return sum(len(p) for p in self._partitions.values())
 
-    def add(self, partition: K, offset: int, item: T) -> None:
-        self._partitions.setdefault(partition, PartitionLedger()).add(offset, item)
+    def add(self, partition: K, offset: int, item: T) -> bool:
+        return self._partitions.setdefault(partition, PartitionLedger()).add(offset, item)
 
     def finish(self, partition: K, offset: int) -> list[T]:
         return self._partitions[partition].finish(offset)

@@ -156,20 +156,78 @@ async def test_drain_lets_quick_calls_finish_and_cancels_the_rest_unacknowledged
     await lanes.submit(job("p0", 0, "q", quick))
     await lanes.submit(job("p0", 1, "s", stuck))
     await lanes.submit(job("p1", 0, "q2", quick))
+    await asyncio.sleep(0.005)  # every lane has started its first job
     dropped = await lanes.drain(timeout=0.2)
     assert cancelled == [True]
     assert [(j.partition, j.offset) for j in dropped] == [("p0", 1)]
     assert rec.acked == [("p0", 0), ("p1", 0)]
     assert lanes.paused
     assert lanes.stats()["uncommitted_events"] == 0
-    # intake waits while paused, and goes on after resume
-    pending = asyncio.create_task(lanes.submit(job("p0", 1, "s", quick)))
-    await asyncio.sleep(0.02)
-    assert not pending.done()
+    # while paused nothing is taken (the partition's next owner redoes it) ...
+    assert not await lanes.submit(job("p0", 1, "s", quick))
+    # ... and after resume the same offsets are new work again: the ledger was cleared
     lanes.resume()
-    await asyncio.wait_for(pending, 1)
+    assert await lanes.submit(job("p0", 1, "s", quick))
     await settle(lanes)
     assert rec.acked[-1] == ("p0", 1)
+
+
+async def test_a_drain_starts_no_queued_job_of_a_lane() -> None:
+    rec = Recorder()
+    lanes = KeyedLanes(window=10, ack=rec.ack, on_error=rec.on_error)
+    ran: list[int] = []
+
+    def work_for(offset: int):
+        async def work() -> None:
+            ran.append(offset)
+            await asyncio.sleep(0.05)
+
+        return work
+
+    for offset in range(3):
+        await lanes.submit(job("p0", offset, "one-order", work_for(offset)))
+    await asyncio.sleep(0.01)
+    dropped = await lanes.drain(timeout=1)
+    assert ran == [0]
+    assert rec.acked == [("p0", 0)]
+    assert [j.offset for j in dropped] == [1, 2]
+
+
+async def test_a_submitter_waiting_for_room_is_released_by_a_drain() -> None:
+    rec = Recorder()
+    lanes = KeyedLanes(window=1, ack=rec.ack, on_error=rec.on_error)
+    release = asyncio.Event()
+
+    async def blocked() -> None:
+        await release.wait()
+
+    assert await lanes.submit(job("p0", 0, "a", blocked))
+    waiting = asyncio.create_task(lanes.submit(job("p0", 1, "b", blocked)))
+    await asyncio.sleep(0.02)
+    assert not waiting.done()
+    dropped = await lanes.drain(timeout=0.05)
+    assert await asyncio.wait_for(waiting, 1) is False
+    assert [j.offset for j in dropped] == [0]
+    assert rec.acked == []
+
+
+async def test_redelivered_offsets_are_skipped() -> None:
+    rec = Recorder()
+    lanes = KeyedLanes(window=10, ack=rec.ack, on_error=rec.on_error)
+    runs = []
+
+    async def work() -> None:
+        runs.append(1)
+
+    assert await lanes.submit(job("p0", 0, "a", work))
+    assert await lanes.submit(job("p0", 1, "a", work))
+    await settle(lanes)
+    assert not await lanes.submit(job("p0", 0, "a", work))
+    assert not await lanes.submit(job("p0", 1, "a", work))
+    assert await lanes.submit(job("p0", 2, "a", work))
+    await settle(lanes)
+    assert len(runs) == 3
+    assert rec.acked == [("p0", 0), ("p0", 1), ("p0", 2)]
 
 
 async def test_stats_report_active_orders_and_oldest_age() -> None:
