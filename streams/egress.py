@@ -96,6 +96,8 @@ def _denied(ip: IPAddress) -> bool:
 
 
 def _kind(ip: IPAddress) -> str:
+    if ip.is_unspecified:
+        return "unspecified (this host)"
     if ip.is_loopback:
         return "loopback"
     if ip.is_link_local:

@@ -77,6 +77,7 @@ def settings_secrets(settings: TenantSettings, env: Mapping[str, str]) -> set[st
             raw.add(connector.bearer_token.get_secret_value())
         if connector.password is not None:
             raw.add(connector.password.get_secret_value())
+        raw.update(secret.get_secret_value() for secret in connector.signing_secrets)
         for header in connector.custom_headers:
             if is_sensitive_header(header.key, header.sensitive) and header.value:
                 raw.add(header.value)
@@ -101,6 +102,9 @@ def masked_settings(settings: TenantSettings) -> dict[str, Any]:
         for field in ("bearerToken", "password"):
             if connector.get(field) and not _ENV_ONLY.match(connector[field]):
                 connector[field] = MASK
+        connector["signingSecrets"] = [
+            s if _ENV_ONLY.match(s) else MASK for s in connector.get("signingSecrets", [])
+        ]
         for header in connector.get("customHeaders", []):
             value = header.get("value") or ""
             sensitive = is_sensitive_header(header["key"], header.get("sensitive", False))

@@ -35,6 +35,10 @@ class ResponseTooLarge(Exception):
     pass
 
 
+class UnusableUrl(Exception):
+    """A URL that passed validation but that the HTTP client refuses (``http://127.1/``)."""
+
+
 class WebhookClient:
     def __init__(
         self,
@@ -106,7 +110,7 @@ class WebhookClient:
         for attempt in range(1, attempts + 1):
             try:
                 status, body, error = await self._attempt(request, attempt)
-            except EgressRefused as exc:
+            except (EgressRefused, UnusableUrl) as exc:
                 return Delivery(
                     ok=False,
                     attempts=attempt,
@@ -195,6 +199,8 @@ class WebhookClient:
             status, body = None, b""
         except ResponseTooLarge:
             return status, b"", f"the answer is larger than {self.max_response_bytes} bytes"
+        except aiohttp.InvalidURL as exc:
+            raise UnusableUrl(f"the client cannot use the URL ({exc})") from None
         except aiohttp.ClientError as exc:
             refused = _egress_cause(exc)
             if refused is not None:

@@ -23,7 +23,7 @@ DENY = EgressPolicy()
         ("fe80::1", "link-local"),
         ("fd00:ec2::254", "private"),
         ("100.100.100.200", "special"),
-        ("0.0.0.0", "private"),  # connects to the local host on Linux
+        ("0.0.0.0", "unspecified"),  # connects to the local host on Linux
         ("::ffff:127.0.0.1", "loopback"),
         ("::ffff:10.0.0.1", "private"),
         ("224.0.0.1", "special"),
