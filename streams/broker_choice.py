@@ -6,12 +6,11 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 
-from rich.console import Console
-
+from streams.console import console
 from streams.topic_admin import apply_topics
 from streams.topics import TopicCatalog
 
-stderr = Console(stderr=True)
+stderr = console(stderr=True)
 
 
 @contextlib.contextmanager

@@ -10,12 +10,12 @@ from typing import Annotated
 import typer
 import yaml
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
 from models.settings import TenantSettings
 from streams.broker_choice import broker_or_embedded
 from streams.config import ConfigFileError, WorkerConfig, load_config
+from streams.console import console
 from streams.redaction import SECRETS, masked_settings
 from streams.response import describe
 from streams.settings_file import SettingsFileError, load_settings_file, publish_settings
@@ -36,19 +36,8 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(settings_app, name="settings")
 
 
-def _console(*, stderr: bool = False) -> Console:
-    """Output that is piped (CI logs, grep) is not cut or wrapped at rich's default 80 columns.
-
-    Without this, long topic names end in "…" in the `topics apply` table and every error line
-    naming a bad settings field is broken in two.
-    """
-    probe = Console(stderr=stderr)
-    width = None if probe.is_terminal else max(probe.width, 200)
-    return Console(stderr=stderr, soft_wrap=True, width=width)
-
-
-out = _console()
-err = _console(stderr=True)
+out = console()
+err = console(stderr=True)
 
 BrokerOpt = Annotated[
     str | None,
