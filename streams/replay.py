@@ -46,6 +46,7 @@ from models.records import DeadLetterRecord, OrderEventRecord
 from models.settings import TenantSettings, WorkflowStep, expand_env
 from streams.config import WorkerConfig
 from streams.decoder import Accepted, Ignored, Rejected, decode
+from streams.egress import EgressPolicy
 from streams.lanes import Job, KeyedLanes
 from streams.request import WebhookRequest
 from streams.resolution import resolve_endpoint, step_in_scope
@@ -594,6 +595,7 @@ class Replay:
             max_response_bytes=config.max_response_bytes,
             max_in_flight=config.max_in_flight,
             max_in_flight_per_host=config.max_in_flight_per_host,
+            egress=EgressPolicy(config.egress_allow),  # the same guard as the worker's
         )
         self._options = WorkflowOptions(
             env=self.request.env,
