@@ -26,6 +26,7 @@ from faust.types import EventT, StreamT
 from prometheus_client import CollectorRegistry
 
 from models.records import OrderEventRecord
+from models.settings import TenantSettings
 from streams.config import WorkerConfig
 from streams.dead_letters import dead_letter_record
 from streams.decoder import Accepted, Ignored, Rejected, decode
@@ -329,21 +330,10 @@ class Returnhook:
             "calls_running_by_host": dict(self.client.running),
         }
 
-    def _settings_for(self, accepted: Accepted) -> Any:
+    def _settings_for(self, accepted: Accepted) -> TenantSettings | Rejected:
         tenant = accepted.event.tenant_id
         raw = self.settings_table.get(tenant.encode())
-        if raw is None:
-            return Rejected(
-                reason="unknown_tenant",
-                error=f"no settings for tenant {tenant!r} on {self.catalog.settings.name}",
-            )
-        parsed = self.settings_cache.parse(raw)
-        if isinstance(parsed, str):
-            return Rejected(
-                reason="invalid_tenant_settings",
-                error=f"the settings of tenant {tenant!r} are invalid: {parsed}",
-            )
-        return parsed
+        return self.settings_cache.lookup(tenant, raw, self.catalog.settings.name)
 
     async def produce(self, outputs: list[Output]) -> None:
         """Sends every record, then waits for the broker to acknowledge each of them."""

@@ -36,6 +36,7 @@ from rich.table import Table
 from streams import demo_data
 from streams.demo_data import EXPECTED, IGNORED_ORDER_ID, STEP_LABELS, Expected
 from streams.embedded_broker import EmbeddedBroker, EmbeddedBrokerError
+from streams.parent_death import die_with_parent_hook
 from streams.settings_file import publish_settings
 from streams.topic_admin import apply_topics
 from streams.topics import TopicCatalog, TopicsFileError, load_topics, resolve_topics_path
@@ -48,7 +49,6 @@ _READY = re.compile(r"\[\^Worker\]: Ready")
 _WORKER_STOP_TIMEOUT = 15.0
 _INTERRUPTED_STOP_TIMEOUT = 3.0  # Ctrl-C also stopped the broker: the worker cannot commit
 _FETCH_MAX_WAIT_MS = 100  # the embedded broker holds every fetch for its full max wait
-_PR_SET_PDEATHSIG = 1
 
 console = Console(highlight=False)
 if not console.is_terminal:
@@ -440,23 +440,8 @@ def _spawn_worker(
             env=env,
             # Its own session: Ctrl-C reaches the demo, which stops the worker in order.
             start_new_session=True,
-            preexec_fn=_die_with_parent(),
+            preexec_fn=die_with_parent_hook(),
         )
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """Linux: the kernel SIGTERMs the worker if the demo dies without stopping it."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    except OSError:
-        return None
-
-    def set_pdeathsig() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-    return set_pdeathsig
 
 
 async def _wait_until_ready(demo: Demo) -> None:

@@ -14,18 +14,17 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from streams.parent_death import die_with_parent_hook
+
 _LIVE: weakref.WeakSet[EmbeddedBroker] = weakref.WeakSet()
 _PORT_ATTEMPTS = 3
-_PR_SET_PDEATHSIG = 1
 
 
 class EmbeddedBrokerError(RuntimeError):
@@ -174,7 +173,7 @@ class EmbeddedBroker:
                 # Its own session: Ctrl-C reaches only us, and we stop the broker last, after the
                 # worker has committed. PDEATHSIG (below) still ends it if we die.
                 start_new_session=True,
-                preexec_fn=_die_with_parent_hook(),
+                preexec_fn=die_with_parent_hook(),
             )
 
     def _wait_ready(self) -> str:
@@ -266,27 +265,6 @@ def _listener_owned_by(pid: int, host: str, port: int) -> bool | None:
         if target.startswith("socket:[") and target[8:-1] in inodes:
             return True
     return False
-
-
-def _die_with_parent_hook() -> Callable[[], None] | None:
-    """Linux: have the kernel SIGTERM the broker if our thread dies without stopping it.
-
-    PDEATHSIG fires when the *thread* that forked exits, so it is only set from the main
-    thread; a broker started from a short-lived worker thread would otherwise die with it.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    except OSError:
-        return None
-
-    def set_pdeathsig() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-    return set_pdeathsig
 
 
 @atexit.register

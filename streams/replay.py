@@ -480,20 +480,9 @@ class Replay:
         return latest
 
     def _settings_for(self, tenant: str) -> TenantSettings | Rejected:
-        """As the worker's ``_settings_for``, from the dict read at the start."""
+        """As the worker's, from the records read at the start."""
         raw = self._settings.get(tenant)
-        if raw is None:
-            return Rejected(
-                reason="unknown_tenant",
-                error=f"no settings for tenant {tenant!r} on {self.catalog.settings.name}",
-            )
-        parsed = self._settings_cache.parse(raw)
-        if isinstance(parsed, str):
-            return Rejected(
-                reason="invalid_tenant_settings",
-                error=f"the settings of tenant {tenant!r} are invalid: {parsed}",
-            )
-        return parsed
+        return self._settings_cache.lookup(tenant, raw, self.catalog.settings.name)
 
     def _on_stop(self, tp: TopicPartition, start: int, stop: int) -> None:
         self.stats.ranges[tp.partition] = (start, stop)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pydantic import ValidationError
 
 from models.settings import TenantSettings
+from streams.decoder import Rejected
 from streams.redaction import SECRETS, SecretRegistry, settings_secrets
 from streams.response import describe
 
@@ -36,3 +37,17 @@ class SettingsCache:
                 self._parsed.clear()
             self._parsed[raw] = cached
         return cached
+
+    def lookup(self, tenant: str, raw: bytes | None, topic: str) -> TenantSettings | Rejected:
+        """A tenant's settings from its record on the settings topic, or why not (dead letter)."""
+        if raw is None:
+            return Rejected(
+                reason="unknown_tenant", error=f"no settings for tenant {tenant!r} on {topic}"
+            )
+        parsed = self.parse(raw)
+        if isinstance(parsed, str):
+            return Rejected(
+                reason="invalid_tenant_settings",
+                error=f"the settings of tenant {tenant!r} are invalid: {parsed}",
+            )
+        return parsed
