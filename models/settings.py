@@ -10,8 +10,10 @@ import base64
 import binascii
 import re
 from datetime import timedelta
+from functools import cached_property
 from typing import Annotated, Any
 
+import orjson
 from pydantic import (
     AfterValidator,
     BeforeValidator,
@@ -183,6 +185,13 @@ class WorkflowStep(CaseInsensitiveModel):
     @property
     def request_headers(self) -> list[StepProperty]:
         return [p for p in self.properties if is_request_header(p)]
+
+    @cached_property
+    def body_fragment(self) -> orjson.Fragment:
+        """The step as every request body carries it, serialized once per settings version."""
+        return orjson.Fragment(
+            orjson.dumps(self.model_dump(mode="json", by_alias=True, exclude_none=True))
+        )
 
     @property
     def is_webhook_return_step(self) -> bool:

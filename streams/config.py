@@ -56,7 +56,9 @@ class WorkerConfig(BaseSettings):
     max_in_flight: int = Field(default=256, gt=0, description="webhook calls in flight per worker")
     max_in_flight_per_host: int = Field(default=64, gt=0)
     max_uncommitted: int = Field(
-        default=2048, gt=0, description="accepted but unacknowledged events; intake pauses at it"
+        default=20_000,
+        gt=0,
+        description="accepted but unacknowledged events; intake pauses at it",
     )
     drain_timeout_s: float = Field(
         default=3.0, ge=0, description="on rebalance/shutdown, how long running calls may finish"

@@ -41,6 +41,7 @@ class EgressRefused(OSError):
 
 class EgressPolicy:
     def __init__(self, allow: Iterable[str] = ()) -> None:
+        self.literal_verdicts: dict[str, str | None] = {}
         self.allowed_networks: list[IPNetwork] = []
         self.allowed_hosts: list[str] = []
         for entry in allow:
@@ -126,7 +127,27 @@ class GuardedResolver(ThreadedResolver):
 
 
 def check_literal(policy: EgressPolicy, host: str) -> None:
-    """aiohttp skips the resolver for IP literals (``http://10.0.0.5/``): check those here."""
+    """aiohttp skips the resolver for IP literals (``http://10.0.0.5/``): check those here.
+
+    Runs before every attempt, so each host's verdict is remembered by the policy.
+    """
+    verdicts = policy.literal_verdicts
+    if host not in verdicts:
+        try:
+            _check_literal(policy, host)
+        except EgressRefused as exc:
+            verdict: str | None = str(exc)
+        else:
+            verdict = None
+        if len(verdicts) > 10_000:
+            verdicts.clear()
+        verdicts[host] = verdict
+    reason = verdicts[host]
+    if reason is not None:
+        raise EgressRefused(reason)
+
+
+def _check_literal(policy: EgressPolicy, host: str) -> None:
     bare = host.strip("[]")
     try:
         ipaddress.ip_address(bare.split("%", 1)[0])

@@ -115,6 +115,9 @@ class KeyedLanes:
                     await self._on_error(job, exc)
                     return
                 lane.popleft()
+                # A finished job may wait long for its ack (behind a partition head that is still
+                # retrying): keep only what the ack needs, not the decoded event and order.
+                job.work = None
                 await self._finish(job)
         finally:
             if self._lanes.get(key) is lane:

@@ -70,14 +70,24 @@ class Metrics:
             registry=registry,
         )
         registry.register(_ExecutorCollector(stats))
+        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def on_attempt(
         self, tenant: str, attempt: int, status: int | None, error: str | None, seconds: float
     ) -> None:
-        self.attempts.labels(tenant, status_class(status, error)).inc()
-        self.latency.labels(tenant).observe(seconds)
+        key = (tenant, status_class(status, error))
+        children = self._children.get(key)
+        if children is None:
+            if len(self._children) > 10_000:
+                self._children.clear()
+            children = self._children[key] = (
+                self.attempts.labels(*key),
+                self.latency.labels(tenant),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
         if attempt > 1:
-            self.retries.labels(tenant).inc()
+            self.retries.labels(tenant).inc()  # retries are rare: no cached child (no 0 series)
 
 
 class _ExecutorCollector(Collector):

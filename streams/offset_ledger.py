@@ -76,15 +76,20 @@ class OffsetLedger(Generic[K, T]):
 
     def __init__(self) -> None:
         self._partitions: dict[K, PartitionLedger[T]] = {}
+        self._count = 0  # kept, not summed: len() runs on every submit and finish
 
     def __len__(self) -> int:
-        return sum(len(p) for p in self._partitions.values())
+        return self._count
 
     def add(self, partition: K, offset: int, item: T) -> bool:
-        return self._partitions.setdefault(partition, PartitionLedger()).add(offset, item)
+        added = self._partitions.setdefault(partition, PartitionLedger()).add(offset, item)
+        self._count += added
+        return added
 
     def finish(self, partition: K, offset: int) -> list[T]:
-        return self._partitions[partition].finish(offset)
+        ready = self._partitions[partition].finish(offset)
+        self._count -= len(ready)
+        return ready
 
     def heads(self) -> dict[K, int]:
         return {k: p.head for k, p in self._partitions.items() if p.head is not None}
@@ -96,4 +101,5 @@ class OffsetLedger(Generic[K, T]):
     def clear(self) -> list[T]:
         items = [item for p in self._partitions.values() for item in p.clear()]
         self._partitions.clear()
+        self._count = 0
         return items

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -49,12 +50,16 @@ class WebhookRequest(BaseModel):
     """For metric labels and logs only; never sent."""
     signing_secrets: tuple[str, ...] = Field(default=(), repr=False)
 
-    @property
+    @cached_property
     def origin(self) -> str:
         """scheme://host:port: what per-host limits and metric labels key on (no path, no query)."""
         parts = urlsplit(self.url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
         return f"{parts.scheme}://{parts.hostname}:{port}"
+
+    @cached_property
+    def hostname(self) -> str:
+        return urlsplit(self.url).hostname or ""
 
 
 class InvalidRequest(ValueError):
@@ -67,7 +72,7 @@ def request_body(
     return orjson.dumps(
         {
             "Value": order,
-            "WorkflowStep": step.model_dump(mode="json", by_alias=True, exclude_none=True),
+            "WorkflowStep": step.body_fragment,
             "ReturnOrderFormId": return_order_form_id,
         }
     )
@@ -93,12 +98,19 @@ def build_request(
     tenant_id: str = "",
 ) -> WebhookRequest:
     try:
-        request = _build(
-            step, endpoint, order, return_order_form_id, delivery_id, env, max_attempts, user_agent
+        return _build(
+            step,
+            endpoint,
+            order,
+            return_order_form_id,
+            delivery_id,
+            env,
+            max_attempts,
+            user_agent,
+            tenant_id,
         )
     except LookupError as exc:
         raise InvalidRequest(str(exc)) from None
-    return request.model_copy(update={"tenant_id": tenant_id}) if tenant_id else request
 
 
 def _build(
@@ -110,6 +122,7 @@ def _build(
     env: Mapping[str, str],
     max_attempts: int,
     user_agent: str,
+    tenant_id: str = "",
 ) -> WebhookRequest:
     url = expand_env(endpoint.url, env)
     try:
@@ -159,5 +172,6 @@ def _build(
         timeout_s=timeout.total_seconds(),
         max_attempts=max_attempts,
         delivery_id=delivery_id,
+        tenant_id=tenant_id,
         signing_secrets=secrets,
     )

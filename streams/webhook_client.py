@@ -11,7 +11,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -178,7 +177,7 @@ class WebhookClient:
     ) -> tuple[int | None, bytes, str | None]:
         assert self._session is not None
         if self.egress is not None:
-            check_literal(self.egress, urlsplit(request.url).hostname or "")
+            check_literal(self.egress, request.hostname)
         headers = dict(request.headers)
         headers["X-Delivery-Count"] = str(attempt)
         if request.signing_secrets:

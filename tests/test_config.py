@@ -42,7 +42,7 @@ def test_defaults() -> None:
     assert config.retry_delays == DEFAULT_RETRY_DELAYS == (1.0, 5.0, 15.0)
     assert config.max_in_flight == 256
     assert config.max_in_flight_per_host == 64
-    assert config.max_uncommitted == 2048
+    assert config.max_uncommitted == 20_000
     assert config.drain_timeout_s == 3.0
     assert (config.session_timeout_s, config.heartbeat_interval_s, config.rebalance_timeout_s) == (
         6.0,
@@ -115,7 +115,7 @@ def test_precedence_flags_over_environment_over_file_over_defaults(
     assert config.max_in_flight == 20  # env > file
     assert config.max_in_flight_per_host == 5  # file > default
     assert config.web_port == 7000  # file > default
-    assert config.max_uncommitted == 2048  # default
+    assert config.max_uncommitted == 20_000  # default
 
 
 def test_flags_win_over_environment_without_a_file(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -95,3 +95,12 @@ def test_created_at(timestamp: datetime | None, record_ms: int | None, expected:
 def test_created_at_prefers_event_timestamp_over_record_timestamp() -> None:
     stamp = datetime(2024, 5, 1, 10, tzinfo=UTC)
     assert created_at(stamp, 1) == "2024-05-01T10:00:00Z"
+
+
+def test_the_fast_uuid5_matches_the_standard_library() -> None:
+    import uuid
+
+    from streams.identity import _NAMESPACE, _uuid5
+
+    for name in ("", "a", "acme\x1fe-1\x1f0", "ü" * 100):
+        assert _uuid5(name) == str(uuid.uuid5(_NAMESPACE, name))

@@ -428,7 +428,7 @@ async def test_metrics_match_the_outputs(metrics_run: MetricsRun) -> None:
     assert scraped["returnhook_uncommitted_events"][()] == 0
     assert scraped["returnhook_oldest_unfinished_age_seconds"][()] == 0
     assert scraped["returnhook_orders_active"][()] == 0
-    assert scraped["returnhook_uncommitted_events_limit"][()] == 2048  # max_uncommitted
+    assert scraped["returnhook_uncommitted_events_limit"][()] == 20_000  # max_uncommitted
     assert "returnhook_calls_in_flight_by_host" not in scraped  # no samples, so no series
 
     # faust's own sensors are on the same page (name prefix "faust").

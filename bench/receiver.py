@@ -1,0 +1,183 @@
+"""The webhook receiver the bench posts to: latency and status are part of the path.
+
+``POST /hook/{delay_ms}/{status}/{tenant}`` reads the whole body, waits ``delay_ms``, and answers
+``status``: on 2xx a one-result ``OmniumOrderWorkflowExecutionPatchResult`` (Success, no patch),
+otherwise a short text. Keeping the behaviour in the URL lets every scenario's tenant settings
+say what their endpoint does, with no shared state to switch between scenarios.
+
+It runs in its own process by default (``ReceiverProcess``), listening on several ports: a
+webhook's origin (scheme://host:port) is what the worker's per-host limit keys on, so tenants
+spread over ports behave like tenants with their own ERP hosts.
+
+    python -m bench.receiver --ports 18001,18002
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import orjson
+from aiohttp import web
+
+from bench.procstat import die_with_parent
+
+SUCCESS_BODY = orjson.dumps(
+    {
+        "orderActionExecutionResults": [
+            {"actionStatus": "Success", "cancelWorkflow": False, "errorReason": None}
+        ]
+    }
+)
+_COUNTS = web.AppKey("counts", Counter)
+
+
+async def hook(request: web.Request) -> web.Response:
+    body = await request.read()
+    delay_ms = int(request.match_info["delay"])
+    status = int(request.match_info["status"])
+    counts = request.app[_COUNTS]
+    counts[f"{delay_ms}/{status}"] += 1
+    counts["bytes_in"] += len(body)
+    if delay_ms:
+        await asyncio.sleep(delay_ms / 1000)
+    if 200 <= status < 300:
+        return web.Response(status=status, body=SUCCESS_BODY, content_type="application/json")
+    return web.Response(status=status, text=f"bench receiver answers {status}")
+
+
+async def stats(request: web.Request) -> web.Response:
+    return web.json_response(dict(request.app[_COUNTS]))
+
+
+def make_app() -> web.Application:
+    app = web.Application(client_max_size=8 * 1024 * 1024)
+    app[_COUNTS] = Counter()
+    app.router.add_post("/hook/{delay:\\d+}/{status:\\d+}/{tenant}", hook)
+    app.router.add_get("/stats", stats)
+    return app
+
+
+async def serve(host: str, ports: list[int]) -> web.AppRunner:
+    """Starts one app on every port (in this process); `await runner.cleanup()` to stop."""
+    runner = web.AppRunner(make_app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    for port in ports:
+        await web.TCPSite(runner, host, port, backlog=1024, reuse_address=True).start()
+    return runner
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((host, 0))
+            socks.append(sock)
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+class ReceiverProcess:
+    """`python -m bench.receiver` in a subprocess, so it never shares a GIL with the measuring."""
+
+    def __init__(self, ports: list[int], *, host: str = "127.0.0.1", log_path: Path) -> None:
+        self.host = host
+        self.ports = ports
+        self.log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    def url(self, port: int) -> str:
+        return f"http://{self.host}:{port}"
+
+    def start(self, timeout: float = 15.0) -> ReceiverProcess:
+        args = [sys.executable, "-m", "bench.receiver", "--host", self.host, "--ports"]
+        args.append(",".join(map(str, self.ports)))
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=Path(__file__).resolve().parents[1],
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                preexec_fn=die_with_parent(),
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"receiver exited early: {self.log_path.read_text()[-2000:]}")
+            if all(_accepts(self.host, port) for port in self.ports):
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"receiver not listening within {timeout:g} s")
+
+    def stop(self) -> None:
+        process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._process = None
+
+    def __enter__(self) -> ReceiverProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+async def _main(host: str, ports: list[int]) -> None:
+    runner = await serve(host, ports)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"bench receiver on {host} ports {ports}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await runner.cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--ports", required=True, help="comma-separated ports")
+    args = parser.parse_args()
+    asyncio.run(_main(args.host, [int(p) for p in args.ports.split(",") if p]))
+
+
+if __name__ == "__main__":
+    main()
