@@ -257,7 +257,8 @@ class Returnhook:
     async def _ack(self, event: EventT) -> None:
         """Only ever called in offset order, for events whose outputs the broker acknowledged."""
         if event.message.generation_id != self.app.consumer_generation_id:
-            return  # a stale generation: the partition's new owner redoes it
+            self._forget(event)  # a stale generation: the partition's new owner redoes it
+            return
         await self._stream.ack(event)
 
     async def _crash(self, job: Job, exc: BaseException) -> None:
