@@ -358,7 +358,8 @@ def write(
 
         print("\n### profile of our worker, 0 ms (py-spy)\n")
         print("```\n" + format_summary(profile) + "\n```")
-    drawn = chart(results, summary, chart_path or RESULTS / "chart.png")
+    # Next to its JSON: a run never overwrites the reference chart the README shows.
+    drawn = chart(results, summary, chart_path or target.with_suffix(".png"))
     print(f"\nresults: {target}" + (f"\nchart: {drawn}" if drawn else ""))
     return target
 
@@ -368,7 +369,7 @@ def main() -> None:
         results = json.loads(Path(arg).read_text(encoding="utf-8"))
         summary = aggregate(results)
         print(markdown(results, summary))
-        drawn = chart(results, summary, RESULTS / "chart.png")
+        drawn = chart(results, summary, Path(arg).with_suffix(".png"))
         if drawn:
             print(f"\nchart: {drawn}")
 
