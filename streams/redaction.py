@@ -13,6 +13,7 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from models.settings import TenantSettings, expand_env
 
@@ -95,6 +96,21 @@ def settings_secrets(settings: TenantSettings, env: Mapping[str, str]) -> set[st
     return {v for v in raw | expanded if not v.startswith("${")}
 
 
+def mask_url(url: str) -> str:
+    """A URL fit to print: no user:password, no query values, no fragment."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return MASK
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = MASK + "@" + netloc.rpartition("@")[2]
+    query = "&".join(
+        f"{key}={MASK}" for key, _ in parse_qsl(parts.query, keep_blank_values=True) if key
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
 def masked_settings(settings: TenantSettings) -> dict[str, Any]:
     """The settings as JSON with every secret replaced, for ``settings show`` and logs."""
     data = settings.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -111,13 +127,15 @@ def masked_settings(settings: TenantSettings) -> dict[str, Any]:
             if sensitive and not _ENV_ONLY.match(value):
                 header["value"] = MASK
         if connector.get("host"):
-            connector["host"] = SECRETS.mask(connector["host"])
+            connector["host"] = mask_url(SECRETS.mask(connector["host"]))
     for step in data.get("returnWorkflow", []):
         for prop in step.get("properties", []):
             header = (prop.get("keyGroup") or "").lower() == "requestheaders"
             sensitive = header and is_sensitive_header(prop["key"], prop.get("sensitive", False))
             if sensitive and not _ENV_ONLY.match(prop.get("value") or ""):
                 prop["value"] = MASK
+            elif prop.get("value") and prop["key"].lower() == "host":
+                prop["value"] = mask_url(SECRETS.mask(prop["value"]))
             elif prop.get("value"):
                 prop["value"] = SECRETS.mask(prop["value"])
     return data

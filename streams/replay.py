@@ -33,7 +33,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -48,6 +47,7 @@ from streams.config import WorkerConfig
 from streams.decoder import Accepted, Ignored, Rejected, decode
 from streams.egress import EgressPolicy
 from streams.lanes import Job, KeyedLanes
+from streams.redaction import mask_url
 from streams.request import WebhookRequest
 from streams.resolution import resolve_endpoint, step_in_scope
 from streams.tenant_settings import SettingsCache
@@ -216,21 +216,6 @@ class ReplayResult:
 
 
 Progress = Callable[[ReplayStats], None]
-
-
-def mask_url(url: str) -> str:
-    """A URL fit to print: no user:password, no query values, no fragment."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "***"
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rpartition("@")[2]
-    query = "&".join(
-        f"{key}=***" for key, _ in parse_qsl(parts.query, keep_blank_values=True) if key
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 # --- the engine ---------------------------------------------------------------------------------

@@ -337,3 +337,22 @@ def test_exc_info_is_kept_for_formatters(registry: SecretRegistry) -> None:
     assert record.exc_text is not None and TOKEN not in record.exc_text
     formatted = logging.Formatter().format(record)
     assert TOKEN not in formatted and "OSError" in formatted
+
+
+def test_settings_show_masks_credentials_in_host_urls() -> None:
+    from models.settings import TenantSettings
+    from streams.redaction import masked_settings
+
+    settings = TenantSettings.model_validate(
+        {
+            "tenantId": "t",
+            "connectors": [{"host": "https://erp.example.com/r?apikey=SECRETQ1&x=1"}],
+            "returnWorkflow": [
+                {"properties": [{"key": "Host", "value": "https://u:pw-SECRET@h.example/p?t=Q2"}]}
+            ],
+        }
+    )
+    shown = str(masked_settings(settings))
+    for secret in ("SECRETQ1", "pw-SECRET", "Q2"):
+        assert secret not in shown
+    assert "https://erp.example.com/r?apikey=***&x=***" in shown

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from streams.redaction import mask_url
 from streams.replay import (
     ReplayTimeError,
     format_time,
-    mask_url,
     new_replay_id,
     parse_time,
     resolve_window,
