@@ -29,7 +29,7 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
-from bench.procstat import die_with_parent
+from streams.child_process import die_with_parent_hook
 
 SUCCESS_BODY = orjson.dumps(
     {
@@ -117,7 +117,7 @@ class ReceiverProcess:
                 stderr=subprocess.STDOUT,
                 cwd=Path(__file__).resolve().parents[1],
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                preexec_fn=die_with_parent(),
+                preexec_fn=die_with_parent_hook(),
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

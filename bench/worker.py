@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from bench.procstat import die_with_parent
+from streams.child_process import die_with_parent_hook, terminate
 
 # What faust 0.15.3 logs at INFO once a worker has its partitions and is up.
 _READY = re.compile(r"\[\^-*Worker\]: Ready\b")
@@ -58,7 +56,7 @@ class WorkerProcess:
                 cwd=self.cwd,  # faust writes its <app id>-data directory here
                 env=self.env,
                 start_new_session=True,
-                preexec_fn=die_with_parent(),
+                preexec_fn=die_with_parent_hook(),
             )
         self.started_at = time.monotonic()
         return self
@@ -82,14 +80,7 @@ class WorkerProcess:
         process = self._process
         if process is None:
             return
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        terminate(process, timeout)
         self._process = None
 
     def log_text(self) -> str:

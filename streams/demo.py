@@ -15,7 +15,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,9 +33,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from streams import demo_data
+from streams.child_process import die_with_parent_hook, terminate
 from streams.demo_data import EXPECTED, IGNORED_ORDER_ID, STEP_LABELS, Expected
 from streams.embedded_broker import EmbeddedBroker, EmbeddedBrokerError
-from streams.parent_death import die_with_parent_hook
 from streams.settings_file import publish_settings
 from streams.topic_admin import apply_topics
 from streams.topics import TopicCatalog, TopicsFileError, load_topics, resolve_topics_path
@@ -169,15 +168,7 @@ class Demo:
         process, self.worker = self.worker, None
         if process is None:
             return None
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(process.pid, signal.SIGKILL)
-                process.wait()
+        terminate(process, timeout)
         return process.returncode
 
     def stop_broker(self) -> None:

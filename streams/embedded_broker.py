@@ -10,7 +10,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import tempfile
@@ -21,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from streams.parent_death import die_with_parent_hook
+from streams.child_process import die_with_parent_hook, terminate
 
 _LIVE: weakref.WeakSet[EmbeddedBroker] = weakref.WeakSet()
 _PORT_ATTEMPTS = 3
@@ -110,15 +109,7 @@ class EmbeddedBroker:
         process = self._process
         if process is None:
             return
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(process.pid, signal.SIGKILL)
-                process.wait()
+        terminate(process, timeout)
         self._process = None
         _LIVE.discard(self)
 

@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Self
 
+from streams.child_process import terminate
+
 #: The console script of the venv that runs the tests.
 RETURNHOOK = Path(sys.executable).with_name("returnhook")
 TEST_RETRY_DELAYS = "0.2,0.4,0.6"
@@ -150,14 +152,7 @@ class WorkerProcess:
         process = self._process
         if process is None:
             raise WorkerError("worker not started")
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        terminate(process, timeout)
         return int(process.returncode)
 
     def kill(self) -> int:
