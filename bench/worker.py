@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from streams.child_process import die_with_parent_hook, terminate
-
-# What faust 0.15.3 logs at INFO once a worker has its partitions and is up.
-_READY = re.compile(r"\[\^-*Worker\]: Ready\b")
-_ASSIGNED = re.compile(r"Setting newly assigned partitions")
+from streams.worker_log import worker_ready
 
 
 class WorkerProcess:
@@ -66,7 +62,7 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout
         while True:
             text = self.log_text()
-            if _ASSIGNED.search(text) and _READY.search(text):
+            if worker_ready(text):
                 return time.monotonic() - self.started_at
             if self._process.poll() is not None:
                 raise RuntimeError(

@@ -18,6 +18,7 @@ from pydantic_settings import (
 )
 
 from streams.decoder import DEFAULT_MAX_RECORD_BYTES
+from streams.egress import parse_allow
 from streams.request import DEFAULT_USER_AGENT
 from streams.webhook_client import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETRY_DELAYS
 
@@ -80,9 +81,7 @@ class WorkerConfig(BaseSettings):
     @field_validator("egress_allow", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(v.strip() for v in value.split(",") if v.strip())
-        return value
+        return tuple(parse_allow(value)) if isinstance(value, str) else value
 
     @field_validator("egress_allow")
     @classmethod

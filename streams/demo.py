@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import secrets
 import shutil
 import subprocess
@@ -39,12 +38,12 @@ from streams.embedded_broker import EmbeddedBroker, EmbeddedBrokerError
 from streams.settings_file import publish_settings
 from streams.topic_admin import apply_topics
 from streams.topics import TopicCatalog, TopicsFileError, load_topics, resolve_topics_path
+from streams.worker_log import worker_ready
 
 #: Short waits so the flaky scenario recovers in a second; production default is 1, 5, 15 s.
 RETRY_DELAYS = "0.5,1,2"
 #: The demo receiver listens on loopback, which the worker's egress policy refuses by default.
 EGRESS_ALLOW = "127.0.0.1/32"
-_READY = re.compile(r"\[\^Worker\]: Ready")
 _WORKER_STOP_TIMEOUT = 15.0
 _INTERRUPTED_STOP_TIMEOUT = 3.0  # Ctrl-C also stopped the broker: the worker cannot commit
 _FETCH_MAX_WAIT_MS = 100  # the embedded broker holds every fetch for its full max wait
@@ -436,14 +435,14 @@ def _spawn_worker(
 
 
 async def _wait_until_ready(demo: Demo) -> None:
-    """Until faust logs ``[^Worker]: Ready`` (group joined, settings table recovered)."""
+    """Until the worker's log shows its partitions assigned and every service started."""
     while True:
         _check_alive(demo, "during its startup")
         try:
             text = demo.worker_log.read_text(encoding="utf-8", errors="replace")
         except OSError:
             text = ""
-        if _READY.search(text):
+        if worker_ready(text):
             return
         if demo.remaining() <= 0:
             raise DemoFailed(

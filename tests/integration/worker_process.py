@@ -19,19 +19,11 @@ from pathlib import Path
 from typing import Self
 
 from streams.child_process import terminate
+from streams.worker_log import worker_ready
 
 #: The console script of the venv that runs the tests.
 RETURNHOOK = Path(sys.executable).with_name("returnhook")
 TEST_RETRY_DELAYS = "0.2,0.4,0.6"
-
-# What faust 0.15.3 logs at INFO once a worker is up (checked against a real run):
-#   [^---Recovery]: Worker ready   (tables recovered, fetcher started)
-#   [^Worker]: Ready               (every service started)
-# and, before them, the partitions the group gave it:
-#   Setting newly assigned partitions ... for group <app id>
-# The markers are matched leniently (`[^Worker]` may have more dashes when nested).
-_READY = re.compile(r"\[\^-*Worker\]: Ready\b")
-_ASSIGNED = re.compile(r"Setting newly assigned partitions")
 
 
 class WorkerError(RuntimeError):
@@ -110,7 +102,7 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout
         while True:
             text = self.log_text()
-            if _ASSIGNED.search(text) and _READY.search(text):
+            if worker_ready(text):
                 return time.monotonic() - self._started_at
             if process.poll() is not None:
                 raise WorkerError(
