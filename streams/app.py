@@ -33,6 +33,7 @@ from streams.decoder import Accepted, Ignored, Rejected, decode
 from streams.egress import EgressPolicy
 from streams.lanes import Job, KeyedLanes
 from streams.metrics import Metrics
+from streams.seek_first_recovery import SeekFirstTableManager
 from streams.tenant_settings import SettingsCache
 from streams.topics import TopicCatalog, load_topics
 from streams.webhook_client import WebhookClient
@@ -137,6 +138,7 @@ class Returnhook:
             web_port=config.web_port,
             web_bind=config.web_host,
             web_in_thread=False,
+            TableManager=SeekFirstTableManager,
         )
         catalog = self.catalog
         self.input_topic = _raw_topic(self.app, catalog.input.name)
@@ -175,6 +177,7 @@ class Returnhook:
         )
         self.lanes = KeyedLanes(window=config.max_uncommitted, ack=self._ack, on_error=self._crash)
         self._drain_task: asyncio.Future[None] | None = None
+        self._paused_in: int | None = None  # the generation whose drain paused the lanes
         self._stream: Any = None
         # An exception in the agent itself must stop the worker, not restart the agent past
         # the event (faust's default supervisor does that, and then commits past it).
@@ -226,8 +229,34 @@ class Returnhook:
         async for event in self._stream.events():
             if self.lanes.failed is not None:
                 return
-            if not await self.lanes.submit(self._job_for(event)):
-                self._forget(event)
+            await self._admit(event)
+
+    async def _admit(self, event: EventT) -> None:
+        """Hands the event to the lanes; an event they do not take is never acknowledged."""
+        job = self._job_for(event)
+        while not await self.lanes.submit(job):
+            self._forget(event)
+            if not self._outlives_the_drain(event):
+                return
+            await self.lanes.resumed()
+            if event.message.generation_id != self.app.consumer_generation_id:
+                return
+
+    def _outlives_the_drain(self, event: EventT) -> bool:
+        """True for an event refused only because an older generation's drain still pauses us.
+
+        An event of the generation being drained is dropped: its partition's owner in the next
+        generation reads it again from the committed offset. One of a newer generation must wait
+        for the lanes to resume instead: nothing would deliver it again.
+        """
+        generation = event.message.generation_id
+        return (
+            self.lanes.paused
+            and self.lanes.failed is None
+            and not self.app.should_stop
+            and generation == self.app.consumer_generation_id
+            and generation != self._paused_in
+        )
 
     def _forget(self, event: EventT) -> None:
         """Neither processed nor acknowledged: a redelivery, or refused while draining.
@@ -276,6 +305,7 @@ class Returnhook:
     def _on_rebalance_start(self) -> None:
         """Runs in faust's consumer thread, before faust waits for un-acked events."""
         self._assigned = False
+        self._paused_in = self.app.consumer_generation_id
         self.app.loop.call_soon_threadsafe(self._schedule_drain)
 
     def _schedule_drain(self) -> None:

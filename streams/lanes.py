@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.offset_ledger import OffsetLedger
+from streams.offset_ledger import Admission, OffsetLedger
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,10 @@ class KeyedLanes:
         self._room = asyncio.Event()
         self._room.set()
         self._paused = False
+        self._running = asyncio.Event()
+        self._running.set()
         self.failed: BaseException | None = None
+        self.late_events = 0
 
     # -- intake ---------------------------------------------------------------------------------
 
@@ -70,8 +73,17 @@ class KeyedLanes:
             await self._room.wait()
         if self._paused:
             return False
-        if not self._ledger.add(job.partition, job.offset, job):
+        admission = self._ledger.add(job.partition, job.offset, job)
+        if not admission.taken:
             return False
+        if admission is Admission.LATE:
+            self.late_events += 1
+            log.warning(
+                "%s offset %d arrived after later offsets of its partition (the consumer dropped "
+                "it and fetched it again); running it now, after its order's later events",
+                job.partition,
+                job.offset,
+            )
         if job.key is None or job.work is None:
             await self._finish(job)
             return True
@@ -86,11 +98,17 @@ class KeyedLanes:
     def pause(self) -> None:
         """Stops intake (waiting submitters return False) and lanes start no further job."""
         self._paused = True
+        self._running.clear()
         self._room.set()
 
     def resume(self) -> None:
         self._paused = False
+        self._running.set()
         self._room.set()
+
+    async def resumed(self) -> None:
+        """Returns once intake is open again."""
+        await self._running.wait()
 
     @property
     def paused(self) -> bool:
@@ -165,4 +183,5 @@ class KeyedLanes:
             "oldest_unfinished_age_s": round(now - oldest, 3) if oldest is not None else 0.0,
             "window": self.window,
             "paused": float(self._paused),
+            "late_events": self.late_events,
         }

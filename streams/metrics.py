@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -96,7 +96,7 @@ class _ExecutorCollector(Collector):
     def __init__(self, stats: Callable[[], Mapping[str, Any]]) -> None:
         self._stats = stats
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         stats = self._stats()
         yield GaugeMetricFamily(
             "returnhook_calls_in_flight",
@@ -131,4 +131,9 @@ class _ExecutorCollector(Collector):
             "returnhook_oldest_unfinished_age_seconds",
             "Age of the oldest accepted, unacknowledged input event",
             value=stats.get("oldest_unfinished_age_s", 0.0),
+        )
+        yield CounterMetricFamily(
+            "returnhook_late_input_events",
+            "Input events that arrived after later offsets of their partition (run out of order)",
+            value=stats.get("late_events", 0),
         )

@@ -7,11 +7,28 @@ keeps it from ever committing past an event that is still running. Pure bookkeep
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import enum
+from collections import OrderedDict, deque
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+#: Skipped offset ranges remembered per partition (to tell a late record from a redelivery).
+MAX_HOLES = 256
+
+
+class Admission(enum.Enum):
+    NEW = "new"
+    """The next offset of the partition (or one past a gap): new work."""
+    LATE = "late"
+    """An offset skipped earlier that arrives after later ones: new work, out of order."""
+    DUPLICATE = "duplicate"
+    """An offset already taken (running, finished, or acknowledged): not work again."""
+
+    @property
+    def taken(self) -> bool:
+        return self is not Admission.DUPLICATE
 
 
 class PartitionLedger(Generic[T]):
@@ -21,21 +38,42 @@ class PartitionLedger(Generic[T]):
         self._pending: OrderedDict[int, T] = OrderedDict()
         self._finished: set[int] = set()
         self._last: int | None = None
+        self._holes: deque[tuple[int, int]] = deque(maxlen=MAX_HOLES)
+        """[start, end) ranges jumped over between two accepted offsets."""
 
     def __len__(self) -> int:
         return len(self._pending)
 
-    def add(self, offset: int, item: T) -> bool:
-        """False for an offset at or below one already accepted: a redelivery, not new work.
+    def add(self, offset: int, item: T) -> Admission:
+        """Takes the offset unless it was taken before.
 
-        faust re-fetches from the committed offset after a recovery within one generation; the
-        first copy is finished or still running, and acknowledges in its turn.
+        A jump past offsets never seen is normal (compaction, transaction markers) and is only
+        remembered. An offset at or below one already taken is a redelivery (faust fetching again
+        from the committed offset), unless it lies in such a jump: then the consumer dropped it
+        the first time and it is work that nothing else will do.
         """
-        if self._last is not None and offset <= self._last:
-            return False
+        last = self._last
+        if last is None or offset > last:
+            if last is not None and offset > last + 1:
+                self._holes.append((last + 1, offset))
+            self._pending[offset] = item
+            self._last = offset
+            return Admission.NEW
+        if offset in self._pending or not self._fill_hole(offset):
+            return Admission.DUPLICATE
         self._pending[offset] = item
-        self._last = offset
-        return True
+        self._pending = OrderedDict(sorted(self._pending.items()))
+        return Admission.LATE
+
+    def _fill_hole(self, offset: int) -> bool:
+        for index, (start, end) in enumerate(self._holes):
+            if start <= offset < end:
+                del self._holes[index]
+                for part in ((start, offset), (offset + 1, end)):
+                    if part[0] < part[1]:
+                        self._holes.append(part)
+                return True
+        return False
 
     def finish(self, offset: int) -> list[T]:
         """Marks one offset done; returns the items that may now be acknowledged, in order."""
@@ -65,6 +103,7 @@ class PartitionLedger(Generic[T]):
         items = list(self._pending.values())
         self._pending.clear()
         self._finished.clear()
+        self._holes.clear()
         return items
 
 
@@ -81,10 +120,10 @@ class OffsetLedger(Generic[K, T]):
     def __len__(self) -> int:
         return self._count
 
-    def add(self, partition: K, offset: int, item: T) -> bool:
-        added = self._partitions.setdefault(partition, PartitionLedger()).add(offset, item)
-        self._count += added
-        return added
+    def add(self, partition: K, offset: int, item: T) -> Admission:
+        admission = self._partitions.setdefault(partition, PartitionLedger()).add(offset, item)
+        self._count += int(admission.taken)
+        return admission
 
     def finish(self, partition: K, offset: int) -> list[T]:
         ready = self._partitions[partition].finish(offset)

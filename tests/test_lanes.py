@@ -230,6 +230,51 @@ async def test_redelivered_offsets_are_skipped() -> None:
     assert rec.acked == [("p0", 0), ("p0", 1), ("p0", 2)]
 
 
+async def test_a_late_offset_runs_and_holds_the_acks_behind_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An offset skipped by the consumer and delivered after later ones is work, not a repeat."""
+    rec = Recorder()
+    lanes = KeyedLanes(window=10, ack=rec.ack, on_error=rec.on_error)
+    runs: list[int] = []
+    release = asyncio.Event()
+
+    def work_for(offset: int, wait: bool = False):
+        async def work() -> None:
+            if wait:
+                await release.wait()
+            runs.append(offset)
+
+        return work
+
+    assert await lanes.submit(job("p0", 0, "a", work_for(0)))
+    assert await lanes.submit(job("p0", 2, "b", work_for(2)))
+    await settle(lanes)
+    assert await lanes.submit(job("p0", 3, "c", work_for(3)))
+    assert await lanes.submit(job("p0", 1, "d", work_for(1, wait=True)))  # late
+    await asyncio.sleep(0.01)
+    assert rec.acked == [("p0", 0), ("p0", 2)]  # 3 finished, but 1 is older and still running
+    release.set()
+    await settle(lanes)
+    assert rec.acked[2:] == [("p0", 1), ("p0", 3)]
+    assert sorted(runs) == [0, 1, 2, 3]
+    assert lanes.stats()["late_events"] == 1
+    assert "p0 offset 1 arrived after later offsets" in caplog.text
+    assert not await lanes.submit(job("p0", 1, "d", work_for(1)))  # now a plain repeat
+
+
+async def test_resumed_returns_once_intake_is_open_again() -> None:
+    rec = Recorder()
+    lanes = KeyedLanes(window=10, ack=rec.ack, on_error=rec.on_error)
+    await asyncio.wait_for(lanes.resumed(), 1)  # open from the start
+    await lanes.drain(timeout=0.1)
+    waiting = asyncio.create_task(lanes.resumed())
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    lanes.resume()
+    await asyncio.wait_for(waiting, 1)
+
+
 async def test_stats_report_active_orders_and_oldest_age() -> None:
     rec = Recorder()
     lanes = KeyedLanes(window=10, ack=rec.ack, on_error=rec.on_error)

@@ -77,6 +77,28 @@ def sequences_by_order(requests: list[RecordedRequest]) -> dict[str, list[int]]:
     return dict(seen)
 
 
+def _explain_missing(
+    values: list[dict], tenant: str, partition_of: dict[str, int], per_order: int
+) -> str:
+    """Which (order, seq, partition) have no outcome yet, for a failure message."""
+    seen = ids_seen(values)
+    missing = [
+        (oid, seq, partition)
+        for oid, partition in partition_of.items()
+        for seq in range(per_order)
+        if outcome_id(tenant, oid, seq) not in seen
+    ]
+    return f"{len(missing)} outcome(s) missing: {missing[:40]}"
+
+
+def assert_no_late_events(workers: list[WorkerProcess]) -> None:
+    """After every assignment faust delivers each partition once, in offset order, from the
+    committed offset (streams/seek_first_recovery.py): no worker ever sees an offset late."""
+    for worker in workers:
+        late = [line for line in worker.log_text().splitlines() if "after later offsets" in line]
+        assert not late, f"{worker.log_path}: {late[:3]}"
+
+
 def first_occurrences(seqs: list[int]) -> list[int]:
     return list(dict.fromkeys(seqs))
 
@@ -316,9 +338,18 @@ async def test_sigkill_of_one_of_three_workers_loses_nothing(
             f"\ncrash: SIGKILL after {calls_before} of {total} calls, "
             f"{in_flight} of the victim's calls in flight (partitions {sorted(victim_partitions)})"
         )
-        took = await events.wait_until(
-            lambda values: expected <= ids_seen(values), timeout=90, what="all outcomes"
-        )
+        try:
+            took = await events.wait_until(
+                lambda values: expected <= ids_seen(values), timeout=90, what="all outcomes"
+            )
+        except AssertionError as missing:
+            raise AssertionError(
+                f"{missing}\n"
+                + _explain_missing(events.values, tenant, partition_of, per_order)
+                + f"\nthe victim owned partitions {sorted(victim_partitions)}"
+                + f"\nrequests seen: {Counter(map(request_order, receiver.requests_for('/crash')))}"
+                + "".join(f"\n--- {w.log_path}\n{w.log_tail(60)}" for w in workers)
+            ) from None
         print(f"crash: all outcomes {time.monotonic() - killed_at:.1f} s after the kill")
         counts = await records_per_partition(bootstrap, input_topic, expected_total=total)
         assert sum(counts.values()) == total
@@ -339,6 +370,7 @@ async def test_sigkill_of_one_of_three_workers_loses_nothing(
     for oid, seqs in sequences_by_order(requests).items():
         assert first_occurrences(seqs) == list(range(per_order)), (oid, seqs)
     assert all(w.running for w in workers[1:])
+    assert_no_late_events(workers)
 
 
 # --- rebalance -----------------------------------------------------------------------------------
@@ -421,6 +453,7 @@ async def test_workers_join_and_leave_under_traffic(
     for oid, seqs in sequences_by_order(requests).items():
         assert first_occurrences(seqs) == list(range(per_order[oid])), (oid, seqs)
     assert second.running and third.running
+    assert_no_late_events([first, second, third])
 
 
 # --- shutdown ------------------------------------------------------------------------------------
