@@ -177,7 +177,6 @@ class Returnhook:
         )
         self.lanes = KeyedLanes(window=config.max_uncommitted, ack=self._ack, on_error=self._crash)
         self._drain_task: asyncio.Future[None] | None = None
-        self._paused_in: int | None = None  # the generation whose drain paused the lanes
         self._stream: Any = None
         # An exception in the agent itself must stop the worker, not restart the agent past
         # the event (faust's default supervisor does that, and then commits past it).
@@ -236,27 +235,14 @@ class Returnhook:
         job = self._job_for(event)
         while not await self.lanes.submit(job):
             self._forget(event)
-            if not self._outlives_the_drain(event):
-                return
+            if not self.lanes.paused or self.app.should_stop or self.lanes.failed is not None:
+                return  # a repeat of an offset already taken, or the worker stops
+            # A drain pauses the lanes. An event of the generation being drained is read again
+            # by its partition's next owner; one of the next generation (the drain outlived the
+            # rebalance) would not be delivered again: offer it once the lanes resume.
             await self.lanes.resumed()
             if event.message.generation_id != self.app.consumer_generation_id:
                 return
-
-    def _outlives_the_drain(self, event: EventT) -> bool:
-        """True for an event refused only because an older generation's drain still pauses us.
-
-        An event of the generation being drained is dropped: its partition's owner in the next
-        generation reads it again from the committed offset. One of a newer generation must wait
-        for the lanes to resume instead: nothing would deliver it again.
-        """
-        generation = event.message.generation_id
-        return (
-            self.lanes.paused
-            and self.lanes.failed is None
-            and not self.app.should_stop
-            and generation == self.app.consumer_generation_id
-            and generation != self._paused_in
-        )
 
     def _forget(self, event: EventT) -> None:
         """Neither processed nor acknowledged: a redelivery, or refused while draining.
@@ -305,7 +291,6 @@ class Returnhook:
     def _on_rebalance_start(self) -> None:
         """Runs in faust's consumer thread, before faust waits for un-acked events."""
         self._assigned = False
-        self._paused_in = self.app.consumer_generation_id
         self.app.loop.call_soon_threadsafe(self._schedule_drain)
 
     def _schedule_drain(self) -> None:
