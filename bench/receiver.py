@@ -29,7 +29,7 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
-from streams.child_process import die_with_parent_hook
+from streams.child_process import spawn_logged
 
 SUCCESS_BODY = orjson.dumps(
     {
@@ -110,14 +110,12 @@ class ReceiverProcess:
         args = [sys.executable, "-m", "bench.receiver", "--host", self.host, "--ports"]
         args.append(",".join(map(str, self.ports)))
         with self.log_path.open("wb") as log:
-            self._process = subprocess.Popen(
+            self._process = spawn_logged(
                 args,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=Path(__file__).resolve().parents[1],
+                log,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                preexec_fn=die_with_parent_hook(),
+                cwd=Path(__file__).resolve().parents[1],
+                new_session=False,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

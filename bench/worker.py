@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from streams.child_process import die_with_parent_hook, terminate
+from streams.child_process import spawn_logged, terminate
 from streams.worker_log import worker_ready
 
 
@@ -44,16 +44,8 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         self.cwd.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
-            self._process = subprocess.Popen(
-                self.args,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.cwd,  # faust writes its <app id>-data directory here
-                env=self.env,
-                start_new_session=True,
-                preexec_fn=die_with_parent_hook(),
-            )
+            # cwd: faust writes its <app id>-data directory there
+            self._process = spawn_logged(self.args, log, env=self.env, cwd=self.cwd)
         self.started_at = time.monotonic()
         return self
 

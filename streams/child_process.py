@@ -1,4 +1,4 @@
-"""Child processes that cannot outlive us: the embedded broker, the demo's worker."""
+"""Child processes that cannot outlive us: the embedded broker, workers, receivers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import contextlib
 import signal
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import BinaryIO
 
 _PR_SET_PDEATHSIG = 1
 
@@ -30,6 +32,31 @@ def die_with_parent_hook() -> Callable[[], None] | None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
     return set_pdeathsig
+
+
+def spawn_logged(
+    args: Sequence[str],
+    log: BinaryIO,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    new_session: bool = True,
+) -> subprocess.Popen[bytes]:
+    """A child writing stdout and stderr to ``log``, reading nothing, ending when we die.
+
+    ``new_session``: its own session, so a Ctrl-C meant for us does not reach it first and we
+    stop it in our own order (the worker before the broker it commits to).
+    """
+    return subprocess.Popen(
+        list(args),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=dict(env) if env is not None else None,
+        cwd=cwd,
+        start_new_session=new_session,
+        preexec_fn=die_with_parent_hook(),
+    )
 
 
 def terminate(process: subprocess.Popen[bytes], timeout: float) -> int:

@@ -32,7 +32,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from streams import demo_data
-from streams.child_process import die_with_parent_hook, terminate
+from streams.child_process import spawn_logged, terminate
 from streams.demo_data import EXPECTED, IGNORED_ORDER_ID, STEP_LABELS, Expected
 from streams.embedded_broker import EmbeddedBroker, EmbeddedBrokerError
 from streams.settings_file import publish_settings
@@ -422,16 +422,8 @@ def _spawn_worker(
         "PYTHONUNBUFFERED": "1",
     }
     with demo.worker_log.open("wb") as log:
-        return subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            # Its own session: Ctrl-C reaches the demo, which stops the worker in order.
-            start_new_session=True,
-            preexec_fn=die_with_parent_hook(),
-        )
+        # Its own session: Ctrl-C reaches the demo, which stops the worker in order.
+        return spawn_logged(command, log, env=env)
 
 
 async def _wait_until_ready(demo: Demo) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from streams.child_process import die_with_parent_hook, terminate
+from streams.child_process import spawn_logged, terminate
 
 _LIVE: weakref.WeakSet[EmbeddedBroker] = weakref.WeakSet()
 _PORT_ATTEMPTS = 3
@@ -155,17 +155,9 @@ class EmbeddedBroker:
             self._log_offset = log.tell()
             log.write(f"$ {' '.join(command)}\n".encode())
             log.flush()
-            self._process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                # Its own session: Ctrl-C reaches only us, and we stop the broker last, after the
-                # worker has committed. PDEATHSIG (below) still ends it if we die.
-                start_new_session=True,
-                preexec_fn=die_with_parent_hook(),
-            )
+            # Its own session: Ctrl-C reaches only us, and we stop the broker last, after the
+            # worker has committed. PDEATHSIG still ends it if we die.
+            self._process = spawn_logged(command, log, env=env)
 
     def _wait_ready(self) -> str:
         assert self._process is not None and self.port is not None

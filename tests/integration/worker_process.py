@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Self
 
-from streams.child_process import terminate
+from streams.child_process import spawn_logged, terminate
 from streams.worker_log import worker_ready
 
 #: The console script of the venv that runs the tests.
@@ -77,16 +77,9 @@ class WorkerProcess:
             raise WorkerError(f"worker {self.app_id} already started")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
-            self._process = subprocess.Popen(
-                self.args,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                # Its own process group: cleanup() can then reach anything it started (the
-                # embedded broker), and a Ctrl-C meant for pytest does not reach it first.
-                start_new_session=True,
-            )
+            # Its own process group: cleanup() can then reach anything it started (the
+            # embedded broker), and a Ctrl-C meant for pytest does not reach it first.
+            self._process = spawn_logged(self.args, log, env=self.env)
         self._started_at = time.monotonic()
         return self
 
