@@ -177,6 +177,7 @@ class Returnhook:
         )
         self.lanes = KeyedLanes(window=config.max_uncommitted, ack=self._ack, on_error=self._crash)
         self._drain_task: asyncio.Future[None] | None = None
+        self._commit_task: asyncio.Future[None] | None = None
         self._stream: Any = None
         # An exception in the agent itself must stop the worker, not restart the agent past
         # the event (faust's default supervisor does that, and then commits past it).
@@ -294,8 +295,19 @@ class Returnhook:
         self.app.loop.call_soon_threadsafe(self._schedule_drain)
 
     def _schedule_drain(self) -> None:
+        # faust drops the acknowledgements of revoked partitions before its own revoke commit
+        # (Consumer.on_partitions_revoked), so what finished since the last periodic commit
+        # would be redone by the next owner. Commit it first: this task is scheduled ahead of
+        # faust's revoke handler on this loop. If it loses the race, nothing is lost, only redone.
+        self._commit_task = asyncio.ensure_future(self._commit_before_revoke())
         if self._drain_task is None or self._drain_task.done():
             self._drain_task = asyncio.ensure_future(self._drain("rebalance"))
+
+    async def _commit_before_revoke(self) -> None:
+        try:
+            await self.app.consumer.commit()
+        except Exception as exc:  # the rebalance goes on; the next owner redoes the rest
+            log.warning("commit before the rebalance failed: %s", exc)
 
     async def _on_partitions_assigned(self, app: faust.App, *args: Any, **kwargs: Any) -> None:
         self._assigned = True
