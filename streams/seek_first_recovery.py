@@ -9,9 +9,9 @@ reach the agent out of offset order (measured: offsets 0–8, 10–49, then 0–
 second pass). That broke per-order order and, with faust's off-by-one gap check (#606), let a
 commit pass offset 9 before it ran.
 
-Here the order is seek, resume the flow (the queues hold nothing of the input yet), then resume
-the input partitions: after every assignment each record arrives once, in offset order, from the
-committed offset. Everything else is faust's own code path.
+Here the order is seek, resume the flow if recovery has not (the queues hold nothing of the input
+yet), then resume the input partitions: after every assignment each record arrives once, in
+offset order, from the committed offset. Everything else is faust's own code path.
 """
 
 from __future__ import annotations
@@ -69,8 +69,12 @@ class SeekFirstRecovery(Recovery):
         else:
             self.log.info("Resuming streams with empty assignment")
         self.completed.set()
-        self.log.info("Resuming flow...")
-        app.flow_control.resume()  # empties the channel queues: nothing of the input is there yet
+        if not app.flow_control.is_active():
+            # resume() empties every channel queue. Recovery has normally resumed the flow
+            # already, and emptying the queues again would only drop tenant-settings records
+            # read since then (nothing of the input is fetched yet).
+            self.log.info("Resuming flow...")
+            app.flow_control.resume()
         consumer.resume_flow()
         consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})
         await app._fetcher.maybe_start()
