@@ -126,6 +126,7 @@ class Returnhook:
             datadir=str(data_dir),
             processing_guarantee="at_least_once",
             consumer_auto_offset_reset="earliest",
+            broker_commit_interval=config.commit_interval_s,
             broker_session_timeout=config.session_timeout_s,
             broker_heartbeat_interval=config.heartbeat_interval_s,
             broker_rebalance_timeout=config.rebalance_timeout_s,

@@ -64,6 +64,12 @@ class WorkerConfig(BaseSettings):
     drain_timeout_s: float = Field(
         default=3.0, ge=0, description="on rebalance/shutdown, how long running calls may finish"
     )
+    commit_interval_s: float = Field(
+        default=2.8,
+        gt=0,
+        le=60,
+        description="how often finished offsets are committed; a crash redoes up to this much work",
+    )
     session_timeout_s: float = Field(default=6.0, ge=6.0)
     heartbeat_interval_s: float = Field(default=1.0, gt=0)
     rebalance_timeout_s: float = Field(default=6.0, gt=0)

@@ -44,6 +44,7 @@ def test_defaults() -> None:
     assert config.max_in_flight_per_host == 64
     assert config.max_uncommitted == 20_000
     assert config.drain_timeout_s == 3.0
+    assert config.commit_interval_s == 2.8  # faust's own default
     assert (config.session_timeout_s, config.heartbeat_interval_s, config.rebalance_timeout_s) == (
         6.0,
         1.0,
@@ -116,6 +117,14 @@ def test_precedence_flags_over_environment_over_file_over_defaults(
     assert config.max_in_flight_per_host == 5  # file > default
     assert config.web_port == 7000  # file > default
     assert config.max_uncommitted == 20_000  # default
+
+
+def test_commit_interval_from_the_environment_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RETURNHOOK_COMMIT_INTERVAL_S", "1")
+    assert load_config({}).commit_interval_s == 1.0
+    monkeypatch.setenv("RETURNHOOK_COMMIT_INTERVAL_S", "0")
+    with pytest.raises(ValidationError, match="commit_interval_s"):
+        load_config({})
 
 
 def test_flags_win_over_environment_without_a_file(monkeypatch: pytest.MonkeyPatch) -> None:
