@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ import orjson
 from aiohttp import web
 
 from streams.child_process import spawn_logged
+from streams.ports import accepts
 
 SUCCESS_BODY = orjson.dumps(
     {
@@ -76,19 +76,6 @@ async def serve(host: str, ports: list[int]) -> web.AppRunner:
     return runner
 
 
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    socks = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((host, 0))
-            socks.append(sock)
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for sock in socks:
-            sock.close()
-
-
 class ReceiverProcess:
     """`python -m bench.receiver` in a subprocess, so it never shares a GIL with the measuring."""
 
@@ -121,7 +108,7 @@ class ReceiverProcess:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise RuntimeError(f"receiver exited early: {self.log_path.read_text()[-2000:]}")
-            if all(_accepts(self.host, port) for port in self.ports):
+            if all(accepts(self.host, port) for port in self.ports):
                 return self
             time.sleep(0.05)
         self.stop()
@@ -145,14 +132,6 @@ class ReceiverProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _accepts(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 async def _main(host: str, ports: list[int]) -> None:

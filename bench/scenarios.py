@@ -42,11 +42,12 @@ from bench.kafka import (
     produce_paced,
 )
 from bench.procstat import CpuMeter, memory_kb, reset_peak_rss
-from bench.receiver import ReceiverProcess, free_ports
+from bench.receiver import ReceiverProcess
 from bench.stats import latency_summary
 from bench.worker import WorkerProcess
 from streams.config import WorkerConfig
 from streams.embedded_broker import EmbeddedBroker
+from streams.ports import free_ports
 from streams.settings_file import publish_settings
 
 REPO = Path(__file__).resolve().parents[1]

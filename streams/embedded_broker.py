@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Self
 
 from streams.child_process import spawn_logged, terminate
+from streams.ports import accepts, free_port
 
 _LIVE: weakref.WeakSet[EmbeddedBroker] = weakref.WeakSet()
 _PORT_ATTEMPTS = 3
@@ -91,7 +92,7 @@ class EmbeddedBroker:
         attempts = 1 if self._fixed_port else _PORT_ATTEMPTS
         for attempt in range(1, attempts + 1):
             if not self._fixed_port:
-                self.port = _free_port(self.host)
+                self.port = free_port(self.host)
             self._spawn(binary)
             outcome = self._wait_ready()
             if outcome == "ready":
@@ -166,7 +167,7 @@ class EmbeddedBroker:
             if self._process.poll() is not None:
                 output = self._attempt_output()
                 return "port taken" if "AddrInUse" in output else "exited"
-            if _accepts(self.host, self.port):
+            if accepts(self.host, self.port):
                 owner = _listener_owned_by(self._process.pid, self.host, self.port)
                 if owner is True:
                     return "ready"
@@ -207,20 +208,6 @@ def _temp_log_path() -> Path:
     handle, name = tempfile.mkstemp(prefix="returnhook-broker-", suffix=".log")
     os.close(handle)
     return Path(name)
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def _accepts(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 def _listener_owned_by(pid: int, host: str, port: int) -> bool | None:

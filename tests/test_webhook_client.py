@@ -1,10 +1,10 @@
 """The HTTP shell against a real aiohttp server on 127.0.0.1 (tests/receiver.py)."""
 
 import asyncio
-import socket
 
 import pytest
 
+from streams.ports import free_port
 from streams.request import WebhookRequest
 from streams.webhook_client import DEFAULT_RETRY_DELAYS, WebhookClient
 from tests.receiver import RecordingReceiver, Reply
@@ -106,9 +106,7 @@ async def test_dropped_connections_are_retried(receiver: RecordingReceiver) -> N
 
 
 async def test_connection_refused_is_retried_and_then_gives_up() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nobody listens there
     async with fast_client() as client:
         delivery = await client.deliver(request(f"http://127.0.0.1:{port}/x"))
     assert not delivery.ok and delivery.attempts == 4 and delivery.http_status is None

@@ -10,6 +10,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.embedded_broker import EmbeddedBroker, EmbeddedBrokerError
+from streams.ports import accepts, free_port
 from streams.topic_admin import KafkaUnreachableError, apply_topics
 from streams.topics import REPO_TOPICS_FILE, TopicCatalog, load_topics
 from tests.conftest import MakeTopics
@@ -27,13 +28,9 @@ def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
 
 
-def accepts(bootstrap: str) -> bool:
+def listening(bootstrap: str) -> bool:
     host, port = bootstrap.split(":")
-    try:
-        with socket.create_connection((host, int(port)), timeout=0.5):
-            return True
-    except OSError:
-        return False
+    return accepts(host, int(port), timeout=0.5)
 
 
 def test_start_and_stop(tmp_path: Path) -> None:
@@ -44,10 +41,10 @@ def test_start_and_stop(tmp_path: Path) -> None:
     with broker:
         assert time.monotonic() - started < 5
         assert broker.bootstrap.startswith("127.0.0.1:")
-        assert alive(broker.pid) and accepts(broker.bootstrap)
+        assert alive(broker.pid) and listening(broker.bootstrap)
         pid, bootstrap = broker.pid, broker.bootstrap
     assert not alive(pid)
-    assert not accepts(bootstrap)
+    assert not listening(bootstrap)
     assert "listening on: tcp://" + bootstrap in (tmp_path / "b.log").read_text()
     broker.stop()  # idempotent
 
@@ -160,9 +157,7 @@ async def test_apply_topics_reports_partition_mismatch(make_topics: MakeTopics) 
 
 
 async def test_unreachable_broker_fails_fast_and_clearly() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
+    closed_port = free_port()
     catalog = load_topics(REPO_TOPICS_FILE)
     started = time.monotonic()
     with pytest.raises(

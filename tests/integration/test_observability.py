@@ -21,7 +21,6 @@ import asyncio
 import base64
 import os
 import re
-import socket
 import time
 import uuid
 from collections import Counter
@@ -37,6 +36,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from models.settings import TenantSettings
+from streams.ports import free_port
 from streams.settings_file import publish_settings
 from tests.conftest import TestTopics
 from tests.integration.conftest import ModuleTopics, StartWorker
@@ -111,13 +111,6 @@ async def publish(topics: TestTopics, documents: list[dict]) -> None:
 async def read_json(topics: TestTopics, topic: str, min_count: int) -> list[dict]:
     records = await read_topic(topics.bootstrap, topic, min_count=min_count, timeout=45, idle=1.0)
     return [orjson.loads(r.value) for r in records]
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def web_args(port: int) -> list[str]:
