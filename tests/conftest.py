@@ -59,25 +59,45 @@ def make_topics(broker: str, tmp_path: Path) -> MakeTopics:
     def make(partitions: int = 4, settings_partitions: int = 1) -> TestTopics:
         nonlocal created
         created += 1
-        suffix = uuid.uuid4().hex[:8]
-        base = load_topics(REPO_TOPICS_FILE)
-        renamed = {
-            role: spec.model_copy(
-                update={
-                    "name": f"{spec.name}-{suffix}",
-                    "partitions": settings_partitions if role == "settings" else partitions,
-                    "replication_factor": 1,
-                }
-            )
-            for role, spec in base.by_role().items()
-        }
-        catalog = TopicCatalog.model_validate(renamed)
-        _run(apply_topics(broker, catalog))
-        name = "topics.yaml" if created == 1 else f"topics-{created}.yaml"
-        path = dump_topics(catalog, tmp_path / name)
-        return TestTopics(catalog=catalog, path=path, bootstrap=broker)
+        return create_topics(
+            broker,
+            tmp_path,
+            partitions=partitions,
+            settings_partitions=settings_partitions,
+            file_name="topics.yaml" if created == 1 else f"topics-{created}.yaml",
+        )
 
     return make
+
+
+def create_topics(
+    bootstrap: str,
+    directory: Path,
+    *,
+    partitions: int = 4,
+    settings_partitions: int = 1,
+    file_name: str | None = None,
+) -> TestTopics:
+    """Fresh copies of the catalog's topics on the broker, and their file in `directory`.
+
+    Also for fixtures wider than one test, which cannot use `make_topics`.
+    """
+    suffix = uuid.uuid4().hex[:8]
+    base = load_topics(REPO_TOPICS_FILE)
+    renamed = {
+        role: spec.model_copy(
+            update={
+                "name": f"{spec.name}-{suffix}",
+                "partitions": settings_partitions if role == "settings" else partitions,
+                "replication_factor": 1,
+            }
+        )
+        for role, spec in base.by_role().items()
+    }
+    catalog = TopicCatalog.model_validate(renamed)
+    _run(apply_topics(bootstrap, catalog))
+    path = dump_topics(catalog, directory / (file_name or f"topics-{suffix}.yaml"))
+    return TestTopics(catalog=catalog, path=path, bootstrap=bootstrap)
 
 
 @pytest.fixture

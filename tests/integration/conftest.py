@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from streams.topics import REPO_TOPICS_FILE, TopicCatalog, dump_topics, load_topics
-from tests.conftest import TestTopics, _run
+from tests.conftest import TestTopics, create_topics
 from tests.integration.worker_process import WorkerProcess
 
 StartWorker = Callable[..., WorkerProcess]
@@ -82,34 +81,6 @@ def start_module_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
         yield factory
     finally:
         factory.stop_all()
-
-
-def create_topics(
-    bootstrap: str, directory: Path, *, partitions: int = 4, settings_partitions: int = 1
-) -> TestTopics:
-    """Fresh, uniquely named copies of the catalog's topics on the broker, and their file.
-
-    What `make_topics` (tests/conftest.py) does, for fixtures wider than one test.
-    """
-    from streams.topic_admin import apply_topics
-
-    suffix = uuid.uuid4().hex[:8]
-    base = load_topics(REPO_TOPICS_FILE)
-    catalog = TopicCatalog.model_validate(
-        {
-            role: spec.model_copy(
-                update={
-                    "name": f"{spec.name}-{suffix}",
-                    "partitions": settings_partitions if role == "settings" else partitions,
-                    "replication_factor": 1,
-                }
-            )
-            for role, spec in base.by_role().items()
-        }
-    )
-    _run(apply_topics(bootstrap, catalog))
-    path = dump_topics(catalog, directory / f"topics-{suffix}.yaml")
-    return TestTopics(catalog=catalog, path=path, bootstrap=bootstrap)
 
 
 @pytest.fixture(scope="module")

@@ -38,8 +38,8 @@ from aiokafka.structs import RecordMetadata
 
 from streams.embedded_broker import EmbeddedBroker
 from streams.identity import delivery_id
-from tests.conftest import MakeTopics, TestTopics
-from tests.integration.conftest import StartWorker, create_topics
+from tests.conftest import MakeTopics, TestTopics, create_topics
+from tests.integration.conftest import StartWorker
 from tests.integration.traffic import (
     STEP,
     TopicWatcher,
