@@ -13,8 +13,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.data import Event
-from streams.topic_admin import apply_topics
-from streams.topics import REPO_TOPICS_FILE, TopicCatalog, dump_topics, load_topics
+from streams.kafka.topic_admin import apply_topics
+from streams.kafka.topics import REPO_TOPICS_FILE, TopicCatalog, dump_topics, load_topics
 
 PARTITIONS = 12
 MAX_REQUEST_BYTES = 6 * 1024 * 1024

@@ -21,7 +21,7 @@ import aiohttp
 import faust
 import orjson
 
-from streams.topics import load_topics
+from streams.kafka.topics import load_topics
 
 
 def build_app(

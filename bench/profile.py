@@ -55,7 +55,7 @@ def _ours(file: str) -> bool:
 # Where a main-thread sample's time goes, decided by the innermost frame of our code (with the
 # library it was in at the time), else by the library's entry point under the event loop.
 _OUR_FILES: list[tuple[str, tuple[str, ...]]] = [
-    ("HTTP client (aiohttp + streams/webhook_client.py)", ("webhook_client.py",)),
+    ("HTTP client (aiohttp + streams/http/webhook_client.py)", ("webhook_client.py",)),
     (
         "decode (orjson + pydantic: event, order view)",
         ("decoder.py", "models/casing.py", "models/order.py", "models/event.py"),
@@ -101,7 +101,7 @@ def _bucket(frames: list[tuple[str, str]]) -> str:
     files = [file for _, file in frames]
     if any("logging/" in f or "redaction.py" in f or "log_format.py" in f for f in files):
         return BUCKET_LOGGING
-    if any("prometheus_client" in f or "streams/metrics.py" in f for f in files):
+    if any("prometheus_client" in f or "streams/ops/metrics.py" in f for f in files):
         return BUCKET_METRICS
     ours = [i for i, (_, f) in enumerate(frames) if _ours(f) and not f.endswith("cli.py")]
     if ours:

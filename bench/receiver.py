@@ -28,8 +28,8 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
-from streams.child_process import spawn_logged
-from streams.ports import accepts
+from streams.processes.child_process import spawn_logged
+from streams.processes.ports import accepts
 
 SUCCESS_BODY = orjson.dumps(
     {

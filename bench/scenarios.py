@@ -44,11 +44,11 @@ from bench.kafka import (
 from bench.procstat import CpuMeter, memory_kb, reset_peak_rss
 from bench.receiver import ReceiverProcess
 from bench.stats import latency_summary
-from bench.worker import WorkerProcess
-from streams.config import WorkerConfig
-from streams.embedded_broker import EmbeddedBroker
-from streams.ports import free_ports
-from streams.settings_file import publish_settings
+from streams.kafka.embedded_broker import EmbeddedBroker
+from streams.kafka.settings_file import publish_settings
+from streams.ops.config import WorkerConfig
+from streams.processes.ports import free_ports
+from streams.processes.worker_process import WorkerProcess, clean_environment
 
 REPO = Path(__file__).resolve().parents[1]
 RETURNHOOK = Path(sys.executable).with_name("returnhook")
@@ -308,7 +308,11 @@ class Bench:
             ]
             env = {"PYTHONPATH": str(REPO)}
         worker = WorkerProcess(
-            system, args, log_path=self.dir / f"{system}-worker.log", cwd=cwd, env=env
+            system,
+            args,
+            log_path=self.dir / f"{system}-worker.log",
+            cwd=cwd,
+            env=clean_environment(env),
         )
         worker.start()
         ready_s = await asyncio.to_thread(worker.wait_ready, 90.0)
@@ -321,7 +325,7 @@ class Bench:
             worker.stop()
             raise RuntimeError(
                 f"{system}: {len(missing)} warm-up events never produced an outcome; "
-                f"log {worker.log_path}:\n{worker.tail()}"
+                f"log {worker.log_path}:\n{worker.log_tail(30)}"
             )
         return worker, collector, catalog
 

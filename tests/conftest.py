@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from streams.embedded_broker import EmbeddedBroker
-from streams.topic_admin import apply_topics
-from streams.topics import ENV_VAR, REPO_TOPICS_FILE, TopicCatalog, dump_topics, load_topics
+from streams.kafka.embedded_broker import EmbeddedBroker
+from streams.kafka.topic_admin import apply_topics
+from streams.kafka.topics import ENV_VAR, REPO_TOPICS_FILE, TopicCatalog, dump_topics, load_topics
 from tests.receiver import RecordingReceiver
 
 

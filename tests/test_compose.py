@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from streams.config import WorkerConfig
+from streams.ops.config import WorkerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"

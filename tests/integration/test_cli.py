@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from models.settings import TenantSettings
-from streams.topics import REPO_TOPICS_FILE, TopicCatalog, dump_topics, load_topics
+from streams.kafka.topics import REPO_TOPICS_FILE, TopicCatalog, dump_topics, load_topics
 from tests.conftest import MakeTopics, TestTopics
 from tests.integration.conftest import StartWorker
 from tests.integration.worker_process import RETURNHOOK

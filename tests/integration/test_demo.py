@@ -26,7 +26,7 @@ def returnhook_command() -> list[str]:
     script = Path(sys.executable).with_name("returnhook")
     if script.is_file():
         return [str(script)]
-    return [sys.executable, "-c", "from streams.cli import main; main()"]
+    return [sys.executable, "-c", "from streams.cli.main import main; main()"]
 
 
 def table_rows(output: str, title: str) -> dict[str, list[str]]:

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.embedded_broker import EmbeddedBroker, EmbeddedBrokerError
-from streams.ports import accepts, free_port
-from streams.topic_admin import KafkaUnreachableError, apply_topics
-from streams.topics import REPO_TOPICS_FILE, TopicCatalog, load_topics
+from streams.kafka.embedded_broker import EmbeddedBroker, EmbeddedBrokerError
+from streams.kafka.topic_admin import KafkaUnreachableError, apply_topics
+from streams.kafka.topics import REPO_TOPICS_FILE, TopicCatalog, load_topics
+from streams.processes.ports import accepts, free_port
 from tests.conftest import MakeTopics
 from tests.kafka_helpers import committed_offsets, produce, read_topic
 

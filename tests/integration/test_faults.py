@@ -36,8 +36,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 
-from streams.embedded_broker import EmbeddedBroker
-from streams.identity import delivery_id
+from streams.core.identity import delivery_id
+from streams.kafka.embedded_broker import EmbeddedBroker
 from tests.conftest import MakeTopics, TestTopics, create_topics
 from tests.integration.conftest import StartWorker
 from tests.integration.traffic import (

@@ -34,7 +34,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from streams.identity import delivery_id
+from streams.core.identity import delivery_id
 from tests.conftest import TestTopics
 from tests.integration.conftest import ModuleTopics, StartWorker
 from tests.integration.traffic import (

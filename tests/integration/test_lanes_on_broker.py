@@ -93,7 +93,7 @@ def _explain_missing(
 
 def assert_no_late_events(workers: list[WorkerProcess]) -> None:
     """After every assignment faust delivers each partition once, in offset order, from the
-    committed offset (streams/seek_first_recovery.py): no worker ever sees an offset late."""
+    committed offset (streams/worker/seek_first_recovery.py): no worker ever sees an offset late."""
     for worker in workers:
         late = [line for line in worker.log_text().splitlines() if "after later offsets" in line]
         assert not late, f"{worker.log_path}: {late[:3]}"

@@ -36,8 +36,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from models.settings import TenantSettings
-from streams.ports import free_port
-from streams.settings_file import publish_settings
+from streams.kafka.settings_file import publish_settings
+from streams.processes.ports import free_port
 from tests.conftest import TestTopics
 from tests.integration.conftest import ModuleTopics, StartWorker
 from tests.integration.traffic import assigned_partitions

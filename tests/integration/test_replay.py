@@ -37,17 +37,12 @@ import yaml
 from aiokafka.structs import ConsumerRecord
 
 from models.settings import TenantSettings
-from streams.config import WorkerConfig
-from streams.identity import delivery_id
-from streams.replay import (
-    REPLAY_HEADER,
-    Replay,
-    ReplayError,
-    ReplayRequest,
-    new_replay_id,
-    run_replay,
-)
-from streams.settings_file import publish_settings
+from streams.core.identity import delivery_id
+from streams.kafka.settings_file import publish_settings
+from streams.ops.config import WorkerConfig
+from streams.replay.report import ReplayRequest
+from streams.replay.run import REPLAY_HEADER, Replay, ReplayError, run_replay
+from streams.replay.window import new_replay_id
 from tests.conftest import MakeTopics, TestTopics
 from tests.integration.conftest import ModuleTopics, StartWorker, unique_app_id
 from tests.integration.worker_process import RETURNHOOK, TEST_RETRY_DELAYS, _environment

@@ -30,8 +30,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 
 from models.settings import TenantSettings
-from streams.identity import delivery_id, record_id
-from streams.settings_file import publish_settings
+from streams.core.identity import delivery_id, record_id
+from streams.kafka.settings_file import publish_settings
 from tests.conftest import TestTopics
 from tests.integration.conftest import ModuleTopics, StartWorker
 from tests.integration.worker_process import WorkerProcess

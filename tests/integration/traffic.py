@@ -22,8 +22,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.structs import RecordMetadata
 
 from models.settings import TenantSettings
-from streams.identity import delivery_id, record_id
-from streams.settings_file import publish_settings
+from streams.core.identity import delivery_id, record_id
+from streams.kafka.settings_file import publish_settings
 from tests.conftest import TestTopics
 from tests.integration.worker_process import WorkerProcess
 from tests.kafka_helpers import committed_offsets, partition_count, read_topic

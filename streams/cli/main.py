@@ -1,0 +1,291 @@
+"""The ``returnhook`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from pydantic import ValidationError
+from rich.table import Table
+
+from models.settings import TenantSettings
+from streams.cli.broker_choice import broker_or_embedded
+from streams.cli.replay import replay
+from streams.core.response import describe
+from streams.kafka.settings_file import SettingsFileError, load_settings_file, publish_settings
+from streams.kafka.settings_reader import read_settings_topic
+from streams.kafka.topic_admin import apply_topics
+from streams.kafka.topics import TopicsFileError, load_topics
+from streams.ops.config import ConfigFileError, WorkerConfig, load_config
+from streams.ops.console import console
+from streams.ops.redaction import SECRETS, masked_settings
+
+app = typer.Typer(
+    help="Omnium's Webhook Return Workflow Step as a Kafka stream processor.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+topics_app = typer.Typer(help="Topics from topics.yaml.", no_args_is_help=True)
+settings_app = typer.Typer(
+    help="Tenant settings on the compacted settings topic.", no_args_is_help=True
+)
+app.add_typer(topics_app, name="topics")
+app.add_typer(settings_app, name="settings")
+
+
+out = console()
+err = console(stderr=True)
+
+BrokerOpt = Annotated[
+    str | None,
+    typer.Option("--broker", envvar="RETURNHOOK_BROKER", help="Kafka bootstrap host:port[,…]"),
+]
+TopicsOpt = Annotated[
+    Path | None,
+    typer.Option("--topics-file", envvar="RETURNHOOK_TOPICS_FILE", help="topics.yaml to use"),
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/] {message}", highlight=False)
+    return typer.Exit(code=1)
+
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", help="YAML worker config (below flags and RETURNHOOK_* in precedence)"
+    ),
+]
+
+
+def _config_from(flags: dict[str, object], config_file: Path | None) -> WorkerConfig:
+    try:
+        return load_config({k: v for k, v in flags.items() if v is not None}, config_file)
+    except ValidationError as exc:
+        raise _fail(f"invalid worker configuration: {describe(exc)}") from None
+    except ConfigFileError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def worker(
+    config_file: ConfigOpt = None,
+    broker: BrokerOpt = None,
+    topics_file: TopicsOpt = None,
+    app_id: Annotated[str | None, typer.Option(help="consumer group / faust app id")] = None,
+    web_port: Annotated[int | None, typer.Option(help="port of /metrics, /health, …")] = None,
+    web: Annotated[bool | None, typer.Option("--web/--without-web")] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug|info|warning|error")] = None,
+    log_format: Annotated[str | None, typer.Option(help="text|json")] = None,
+    retry_delays: Annotated[
+        str | None, typer.Option(help="seconds before each retry, e.g. 1,5,15")
+    ] = None,
+    egress_allow: Annotated[
+        str | None,
+        typer.Option(help="CIDRs/hosts webhooks may reach although private, comma-separated"),
+    ] = None,
+) -> None:
+    """Run a worker: consume order-status-changed, call webhooks, produce patches and events."""
+    flags = {
+        "broker": broker,
+        "topics_file": topics_file,
+        "app_id": app_id,
+        "web_port": web_port,
+        "web_enabled": web,
+        "log_level": log_level,
+        "log_format": log_format,
+        "retry_delays": retry_delays,
+        "egress_allow": egress_allow,
+    }
+    config = _config_from(flags, config_file)
+    try:
+        catalog = load_topics(config.topics_file)
+    except TopicsFileError as exc:
+        raise _fail(str(exc)) from None
+    with broker_or_embedded(config.broker, catalog) as bootstrap:
+        run_worker(config.model_copy(update={"broker": bootstrap}), catalog)
+
+
+def run_worker(config: WorkerConfig, catalog: object) -> None:
+    import faust
+
+    from streams.ops.log_format import install
+    from streams.worker.app import Returnhook
+
+    class Worker(faust.Worker):
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            install(logger, config.log_format)
+
+    returnhook = Returnhook(config, catalog)  # type: ignore[arg-type]
+    Worker(
+        returnhook.app,
+        loglevel=config.log_level.upper(),
+        quiet=True,
+        redirect_stdouts=False,
+    ).execute_from_commandline()
+
+
+@topics_app.command("apply")
+def topics_apply(broker: BrokerOpt = None, topics_file: TopicsOpt = None) -> None:
+    """Create missing topics and check existing ones against topics.yaml."""
+    try:
+        catalog = load_topics(topics_file)
+    except TopicsFileError as exc:
+        raise _fail(str(exc)) from None
+    with broker_or_embedded(broker, catalog) as bootstrap:
+        try:
+            reports = asyncio.run(apply_topics(bootstrap, catalog))
+        except Exception as exc:
+            raise _fail(str(exc)) from None
+    table = Table("role", "topic", "result", "detail")
+    for report in reports:
+        table.add_row(report.role, report.name, report.action, report.detail or "")
+    out.print(table)
+    if any(r.action == "mismatch" for r in reports):
+        raise typer.Exit(code=1)
+
+
+@settings_app.command("publish")
+def settings_publish(
+    file: Annotated[Path, typer.Argument(help="YAML or JSON: one tenant or a list")],
+    broker: BrokerOpt = None,
+    topics_file: TopicsOpt = None,
+) -> None:
+    """Validate a settings file and publish each tenant's settings (nothing if any is invalid)."""
+    try:
+        tenants = load_settings_file(file)
+        catalog = load_topics(topics_file)
+    except SettingsFileError as exc:
+        err.print(f"[red]error:[/] {exc.path} is not valid tenant settings:", highlight=False)
+        for problem in exc.problems:
+            err.print(f"  {problem}", highlight=False, markup=False)
+        err.print("Nothing was published.")
+        raise typer.Exit(code=1) from None
+    except TopicsFileError as exc:
+        raise _fail(str(exc)) from None
+    with broker_or_embedded(broker, catalog) as bootstrap:
+        try:
+            asyncio.run(publish_settings(bootstrap, catalog.settings.name, tenants))
+        except Exception as exc:
+            raise _fail(f"publishing to {bootstrap} failed: {exc}") from None
+    names = ", ".join(t.tenant_id for t in tenants)
+    out.print(f"published settings of {len(tenants)} tenant(s) to {catalog.settings.name}: {names}")
+
+
+config_app = typer.Typer(help="The worker's effective configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(config_file: ConfigOpt = None, broker: BrokerOpt = None) -> None:
+    """Print the effective worker configuration (flags > RETURNHOOK_* > config file > defaults)."""
+    config = _config_from({"broker": broker}, config_file)
+    data = config.model_dump(mode="json")
+    if data.get("broker"):
+        data["broker"] = SECRETS.mask(data["broker"])
+    out.print(yaml.safe_dump(data, sort_keys=True), end="", highlight=False, markup=False)
+
+
+def _read_settings(broker: str | None, topics_file: Path | None) -> dict[str, bytes]:
+    try:
+        catalog = load_topics(topics_file)
+    except TopicsFileError as exc:
+        raise _fail(str(exc)) from None
+    if not broker:
+        raise _fail("settings are read from a running Kafka: give --broker or RETURNHOOK_BROKER")
+    try:
+        return asyncio.run(read_settings_topic(broker, catalog.settings.name))
+    except Exception as exc:
+        raise _fail(f"cannot read {catalog.settings.name} from {broker}: {exc}") from None
+
+
+@settings_app.command("show")
+def settings_show(
+    tenant: Annotated[str, typer.Argument(help="tenantId")],
+    broker: BrokerOpt = None,
+    topics_file: TopicsOpt = None,
+) -> None:
+    """Print one tenant's published settings as YAML, secrets masked."""
+    raw = _read_settings(broker, topics_file).get(tenant)
+    if raw is None:
+        raise _fail(f"no settings published for tenant {tenant!r}")
+    try:
+        settings = TenantSettings.model_validate_json(raw)
+    except ValidationError as exc:
+        raise _fail(f"the published settings of {tenant!r} are invalid: {describe(exc)}") from None
+    text = yaml.safe_dump(masked_settings(settings), sort_keys=False)
+    out.print(text, end="", highlight=False, markup=False)
+
+
+@settings_app.command("list")
+def settings_list(broker: BrokerOpt = None, topics_file: TopicsOpt = None) -> None:
+    """List the tenants with published settings (hosts shown, secrets masked)."""
+    table = Table("tenant", "connectors", "steps", "hosts")
+    for tenant, raw in sorted(_read_settings(broker, topics_file).items()):
+        try:
+            settings = TenantSettings.model_validate_json(raw)
+        except ValidationError as exc:
+            table.add_row(tenant, "-", "-", f"INVALID: {describe(exc)[:80]}")
+            continue
+        masked = masked_settings(settings)
+        hosts = [c.get("host") for c in masked.get("connectors", []) if c.get("host")]
+        hosts += [
+            p["value"]
+            for step in masked.get("returnWorkflow", [])
+            for p in step.get("properties", [])
+            if p["key"].lower() == "host" and p.get("value")
+        ]
+        table.add_row(
+            tenant,
+            str(len(settings.connectors)),
+            str(len(settings.return_workflow)),
+            ", ".join(dict.fromkeys(h for h in hosts if h)),
+        )
+    out.print(table)
+
+
+@app.command()
+def demo(
+    timeout: Annotated[float, typer.Option(help="give up after this many seconds")] = 90.0,
+) -> None:
+    """Embedded broker + demo receiver + a worker + demo traffic; prints what came out."""
+    from streams.demo.run import run_demo
+
+    raise typer.Exit(code=run_demo(timeout=timeout))
+
+
+@app.command("demo-receiver")
+def demo_receiver(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8080,
+) -> None:
+    """Serve the demo webhook receiver (accept, enrich, reject, flaky, missing)."""
+    from streams.demo.receiver import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+    async def forever() -> None:
+        runner = await serve(host, port)
+        out.print(f"demo receiver on http://{host}:{port}/returns/…")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    try:
+        asyncio.run(forever())
+    except KeyboardInterrupt:
+        pass
+
+
+app.command("replay")(replay)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,177 @@
+"""Building the webhook request (SPEC §4). Pure: the client only adds ``X-Delivery-Count``."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.settings import (
+    DEFAULT_TIMEOUT,
+    WorkflowStep,
+    check_header_value,
+    check_signing_secret,
+    check_url,
+    expand_env,
+)
+from streams.core.resolution import Endpoint
+
+DEFAULT_USER_AGENT = "OmniumOms/returnhook-0.1"
+
+# Protocol headers that settings cannot override: retries and deduplication depend on them.
+RESERVED_HEADERS = frozenset(
+    {
+        "x-delivery-count",
+        "x-max-delivery-count",
+        "idempotency-key",
+        "content-type",
+        "content-length",
+        "host",
+        "transfer-encoding",
+    }
+)
+
+
+class WebhookRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    url: str
+    headers: dict[str, str] = Field(repr=False)
+    body: bytes = Field(repr=False)
+    timeout_s: float
+    max_attempts: int
+    delivery_id: str
+    tenant_id: str = ""
+    """For metric labels and logs only; never sent."""
+    signing_secrets: tuple[str, ...] = Field(default=(), repr=False)
+
+    @cached_property
+    def origin(self) -> str:
+        """scheme://host:port: what per-host limits and metric labels key on (no path, no query)."""
+        parts = urlsplit(self.url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return f"{parts.scheme}://{parts.hostname}:{port}"
+
+    @cached_property
+    def hostname(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+
+class InvalidRequest(ValueError):
+    """The settings cannot make a request (an unset ``${ENV}``, a URL that is not http(s))."""
+
+
+def request_body(
+    order: Mapping[str, Any], step: WorkflowStep, return_order_form_id: str | None
+) -> bytes:
+    return orjson.dumps(
+        {
+            "Value": order,
+            "WorkflowStep": step.body_fragment,
+            "ReturnOrderFormId": return_order_form_id,
+        }
+    )
+
+
+def _set(headers: dict[str, str], name: str, value: str) -> None:
+    """Sets a header, replacing any differently cased earlier one."""
+    for existing in [k for k in headers if k.lower() == name.lower()]:
+        del headers[existing]
+    headers[name] = value
+
+
+def build_request(
+    step: WorkflowStep,
+    endpoint: Endpoint,
+    order: Mapping[str, Any],
+    return_order_form_id: str | None,
+    delivery_id: str,
+    *,
+    env: Mapping[str, str],
+    max_attempts: int,
+    user_agent: str = DEFAULT_USER_AGENT,
+    tenant_id: str = "",
+) -> WebhookRequest:
+    try:
+        return _build(
+            step,
+            endpoint,
+            order,
+            return_order_form_id,
+            delivery_id,
+            env,
+            max_attempts,
+            user_agent,
+            tenant_id,
+        )
+    except LookupError as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+def _build(
+    step: WorkflowStep,
+    endpoint: Endpoint,
+    order: Mapping[str, Any],
+    return_order_form_id: str | None,
+    delivery_id: str,
+    env: Mapping[str, str],
+    max_attempts: int,
+    user_agent: str,
+    tenant_id: str = "",
+) -> WebhookRequest:
+    url = expand_env(endpoint.url, env)
+    try:
+        check_url(url)
+    except ValueError as exc:
+        raise InvalidRequest(f"webhook URL: {exc}") from None
+    headers: dict[str, str] = {
+        "User-Agent": user_agent,
+        "Accept": "application/json",
+        "Content-Type": "application/json",
+        "X-Max-Delivery-Count": str(max_attempts),
+        "Idempotency-Key": delivery_id,
+    }
+    connector = endpoint.connector
+    if connector is not None:
+        if connector.bearer_token is not None:
+            token = expand_env(connector.bearer_token.get_secret_value(), env)
+            headers["Authorization"] = f"Bearer {token}"
+        elif connector.username is not None:
+            password = connector.password.get_secret_value() if connector.password else ""
+            pair = f"{expand_env(connector.username, env)}:{expand_env(password, env)}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        for header in connector.custom_headers:
+            if header.key.lower() not in RESERVED_HEADERS:
+                _set(headers, header.key, expand_env(header.value or "", env))
+    for prop in step.request_headers:
+        if prop.key.lower() not in RESERVED_HEADERS:
+            _set(headers, prop.key, expand_env(prop.value or "", env))
+    timeout = connector.timeout if connector is not None else DEFAULT_TIMEOUT
+    secrets: tuple[str, ...] = ()
+    if connector is not None and connector.signing_secrets:
+        secrets = tuple(expand_env(s.get_secret_value(), env) for s in connector.signing_secrets)
+        for secret in secrets:
+            try:
+                check_signing_secret(secret)
+            except ValueError as exc:
+                raise InvalidRequest(f"signing secret: {exc}") from None
+    for name, value in headers.items():
+        try:
+            check_header_value(value)
+        except ValueError as exc:
+            raise InvalidRequest(f"header {name}: {exc}") from None
+    return WebhookRequest(
+        url=url,
+        headers=headers,
+        body=request_body(order, step, return_order_form_id),
+        timeout_s=timeout.total_seconds(),
+        max_attempts=max_attempts,
+        delivery_id=delivery_id,
+        tenant_id=tenant_id,
+        signing_secrets=secrets,
+    )

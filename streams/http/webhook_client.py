@@ -1,0 +1,251 @@
+"""The HTTP shell: one aiohttp session per worker, the step's retry promise, nothing else.
+
+Which statuses are final and how a body is read are decided here; what they mean for the order
+is decided by ``streams.core.outcome``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import aiohttp
+
+from models.delivery import Delivery
+from streams.core.request import WebhookRequest
+from streams.core.response import parse_response
+from streams.http.egress import EgressPolicy, EgressRefused, GuardedResolver, check_literal
+from streams.http.signing import signature_headers
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RETRY_DELAYS: tuple[float, ...] = (1.0, 5.0, 15.0)
+DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
+FINAL_STATUSES = frozenset({400, 404})
+
+# (tenant, attempt number, HTTP status or None, error or None, seconds) after every attempt
+AttemptObserver = Callable[[str, int, int | None, str | None, float], None]
+
+
+class ResponseTooLarge(Exception):
+    pass
+
+
+class UnusableUrl(Exception):
+    """A URL that passed validation but that the HTTP client refuses (``http://127.1/``)."""
+
+
+class WebhookClient:
+    def __init__(
+        self,
+        *,
+        retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_in_flight: int = 256,
+        max_in_flight_per_host: int = 64,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        on_attempt: AttemptObserver | None = None,
+        egress: EgressPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``egress`` None calls anything (library use); the worker always passes its policy."""
+        self.retry_delays = tuple(retry_delays)
+        self.max_response_bytes = max_response_bytes
+        self.max_in_flight = max_in_flight
+        self.max_in_flight_per_host = max_in_flight_per_host
+        self._sleep = sleep
+        self._on_attempt = on_attempt
+        self.egress = egress
+        self._clock = clock
+        self._session: aiohttp.ClientSession | None = None
+        # Slots are held for one attempt only: a retry's wait must not keep other orders out.
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._host_slots: dict[str, asyncio.Semaphore] = {}
+        self.running: dict[str, int] = {}
+        """Attempts in flight per origin (scheme://host:port), for metrics."""
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.retry_delays) + 1
+
+    async def start(self) -> None:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self.max_in_flight,
+                limit_per_host=self.max_in_flight_per_host,
+                resolver=GuardedResolver(self.egress) if self.egress is not None else None,
+            )
+            # Our own per-attempt timeout applies; the session's default 5 minutes must not.
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None),
+                auto_decompress=True,
+                trust_env=False,
+            )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> WebhookClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def deliver(self, request: WebhookRequest) -> Delivery:
+        """Posts until a final answer or the attempts run out; never raises for HTTP trouble."""
+        if self._session is None:
+            await self.start()
+        started = time.monotonic()
+        attempts = min(request.max_attempts, self.max_attempts)
+        last_status: int | None = None
+        reason = "not attempted"
+        for attempt in range(1, attempts + 1):
+            try:
+                status, body, error = await self._attempt(request, attempt)
+            except (EgressRefused, UnusableUrl) as exc:
+                return Delivery(
+                    ok=False,
+                    attempts=attempt,
+                    duration_ms=_ms_since(started),
+                    reason=f"{exc} (not retried)",
+                )
+            last_status = status
+            if status is not None and 200 <= status < 300:
+                parsed = parse_response(body) if error is None else error
+                ok = not isinstance(parsed, str)
+                return Delivery(
+                    ok=ok,
+                    attempts=attempt,
+                    http_status=status,
+                    duration_ms=_ms_since(started),
+                    result=parsed if ok else None,
+                    reason=None if ok else parsed,
+                )
+            reason = error or f"the webhook answered HTTP {status}"
+            if status in FINAL_STATUSES:
+                return Delivery(
+                    ok=False,
+                    attempts=attempt,
+                    http_status=status,
+                    duration_ms=_ms_since(started),
+                    reason=f"{reason} (not retried)",
+                )
+            if attempt < attempts:
+                await self._sleep(self.retry_delays[attempt - 1])
+        return Delivery(
+            ok=False,
+            attempts=attempts,
+            http_status=last_status,
+            duration_ms=_ms_since(started),
+            reason=f"{reason} on attempt {attempts} of {attempts}; giving up",
+        )
+
+    async def _attempt(
+        self, request: WebhookRequest, attempt: int
+    ) -> tuple[int | None, bytes, str | None]:
+        """One POST: (status, body, error); error set when there is no usable answer."""
+        origin = request.origin
+        host_slots = self._host_slots.get(origin)
+        if host_slots is None:
+            host_slots = self._host_slots[origin] = asyncio.Semaphore(self.max_in_flight_per_host)
+        async with host_slots, self._slots:
+            self.running[origin] = self.running.get(origin, 0) + 1
+            started = time.monotonic()
+            try:
+                status, body, error = await self._post(request, attempt)
+            finally:
+                self.running[origin] -= 1
+                if not self.running[origin]:
+                    del self.running[origin]
+        if self._on_attempt is not None:
+            self._on_attempt(request.tenant_id, attempt, status, error, time.monotonic() - started)
+        return status, body, error
+
+    @property
+    def calls_running(self) -> int:
+        return sum(self.running.values())
+
+    async def _post(
+        self, request: WebhookRequest, attempt: int
+    ) -> tuple[int | None, bytes, str | None]:
+        assert self._session is not None
+        if self.egress is not None:
+            check_literal(self.egress, request.hostname)
+        headers = dict(request.headers)
+        headers["X-Delivery-Count"] = str(attempt)
+        if request.signing_secrets:
+            headers.update(
+                signature_headers(
+                    request.delivery_id, int(self._clock()), request.body, request.signing_secrets
+                )
+            )
+        try:
+            async with asyncio.timeout(request.timeout_s):
+                async with self._session.post(
+                    request.url, data=request.body, headers=headers, allow_redirects=False
+                ) as response:
+                    status = response.status
+                    body = await self._read_capped(response) if 200 <= status < 300 else b""
+        except TimeoutError:
+            error = f"no answer within {request.timeout_s:g} s"
+            status, body = None, b""
+        except ResponseTooLarge:
+            return status, b"", f"the answer is larger than {self.max_response_bytes} bytes"
+        except aiohttp.InvalidURL as exc:
+            raise UnusableUrl(f"the client cannot use the URL ({exc})") from None
+        except aiohttp.ClientError as exc:
+            refused = _egress_cause(exc)
+            if refused is not None:
+                raise refused from None
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            status, body = None, b""
+        else:
+            error = None
+        log.debug(
+            "webhook attempt %d/%d to %s: %s",
+            attempt,
+            request.max_attempts,
+            request.origin,
+            error or f"HTTP {status}",
+            extra={"delivery_id": request.delivery_id},
+        )
+        return status, body, error
+
+    async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
+        """Reads no more than the cap: a hostile endpoint must not fill our memory."""
+        cap = self.max_response_bytes
+        if response.content_length is not None and response.content_length > cap:
+            raise ResponseTooLarge
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > cap:
+                raise ResponseTooLarge
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _egress_cause(exc: BaseException) -> EgressRefused | None:
+    """aiohttp wraps resolver errors; find our refusal in the chain."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, EgressRefused):
+            return seen
+        for attr in ("os_error", "__cause__", "__context__"):
+            nested = getattr(seen, attr, None)
+            if isinstance(nested, EgressRefused):
+                return nested
+        seen = seen.__cause__ or seen.__context__
+    return None

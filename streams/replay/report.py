@@ -1,0 +1,95 @@
+"""What a replay was asked to do (``ReplayRequest``) and what came of it (stats, dry-run plan,
+result): plain data the engine fills and the CLI prints.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from streams.kafka.topics import TopicCatalog
+from streams.ops.config import WorkerConfig
+
+
+@dataclass(frozen=True)
+class ReplayRequest:
+    bootstrap: str
+    catalog: TopicCatalog
+    start: datetime
+    end: datetime | None
+    replay_id: str
+    config: WorkerConfig
+    """Retry delays, limits, user agent and record cap: the same knobs as the worker's."""
+    env: Mapping[str, str]
+    """What ``${NAME}`` in settings expands to (secrets), as for the worker."""
+    tenants: frozenset[str] = frozenset()
+    orders: frozenset[str] = frozenset()
+    dry_run: bool = False
+    connect_timeout_s: float = 10.0
+    stall_timeout_s: float = 60.0
+    """Give up when no record arrives and no partition advances for this long."""
+
+    @property
+    def filtering(self) -> bool:
+        return bool(self.tenants or self.orders)
+
+
+@dataclass
+class ReplayStats:
+    total: int = 0
+    """Records between the start and stop offsets of every partition (known after a first fetch)."""
+    read: int = 0
+    done: int = 0
+    """Records finished: skipped, or run with every output acknowledged by the broker."""
+    in_window: int = 0
+    outside_window: int = 0
+    not_returns: int = 0
+    filtered: int = 0
+    """Return events of other tenants or orders than --tenant/--order asked for."""
+    unattributed: int = 0
+    """Unreadable records skipped because --tenant/--order were given (no tenant to match)."""
+    replayed: int = 0
+    calls: int = 0
+    failed_calls: int = 0
+    patches: int = 0
+    dead_letters: int = 0
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(tenant, actionStatus) → step outcomes written."""
+    dead_letters_by_tenant: Counter[str] = field(default_factory=Counter)
+    ranges: dict[int, tuple[int, int | None]] = field(default_factory=dict)
+    """Input partition → (start offset, stop offset); stop None until the first fetch."""
+
+    @property
+    def failures(self) -> int:
+        return self.failed_calls + self.dead_letters
+
+
+@dataclass
+class TenantPlan:
+    """What a dry run found for one tenant."""
+
+    tenant: str
+    events: int = 0
+    orders: Counter[str] = field(default_factory=Counter)
+    targets: Counter[tuple[int, str, str]] = field(default_factory=Counter)
+    """(step index, step name, masked target) → events that would call it."""
+    problem: str | None = None
+    """Why the events would be dead-lettered instead (no or invalid settings)."""
+
+    @property
+    def calls(self) -> int:
+        return sum(self.targets.values())
+
+
+@dataclass
+class ReplayResult:
+    replay_id: str
+    dry_run: bool
+    stats: ReplayStats
+    plan: dict[str, TenantPlan]
+    elapsed_s: float
+
+
+Progress = Callable[[ReplayStats], None]

@@ -1,0 +1,429 @@
+"""The faust app: the input agent, the tenant-settings GlobalTable, the output topics.
+
+This is the imperative shell. It decodes, looks up settings, hands the event to
+``streams.core.workflow`` and produces what comes back. An input offset is acknowledged only after
+every output record for it is acknowledged by the broker; an unexpected exception stops the
+worker without acknowledging, so the event is redone by whoever owns the partition next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import tempfile
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import faust
+import mode
+import orjson
+from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.tables.globaltable import GlobalTable
+from faust.types import EventT, StreamT
+from prometheus_client import CollectorRegistry
+
+from models.records import OrderEventRecord
+from models.settings import TenantSettings
+from streams.core.dead_letters import dead_letter_record
+from streams.core.decoder import Accepted, Ignored, Rejected, decode
+from streams.core.workflow import Output, Source, WorkflowOptions, run_workflow
+from streams.http.egress import EgressPolicy
+from streams.http.webhook_client import WebhookClient
+from streams.kafka.topics import TopicCatalog, load_topics
+from streams.ops.config import WorkerConfig
+from streams.ops.metrics import Metrics
+from streams.worker.lanes import Job, KeyedLanes
+from streams.worker.seek_first_recovery import SeekFirstTableManager
+from streams.worker.tenant_settings import SettingsCache
+
+log = logging.getLogger("returnhook")
+
+
+def _raw_topic(app: faust.App, name: str, partitions: int | None = None) -> faust.TopicT:
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+        internal=False,
+    )
+
+
+class _FaustApp(faust.App):
+    """Lets our lanes drain before faust waits, unbounded, for un-acked events."""
+
+    before_revoke: Callable[[], None] | None = None
+    before_stop: Callable[[], Awaitable[None]] | None = None
+
+    def on_rebalance_start(self) -> None:
+        super().on_rebalance_start()
+        if self.before_revoke is not None:
+            self.before_revoke()
+
+    async def on_stop(self) -> None:
+        if self.before_stop is not None:
+            await self.before_stop()
+        await super().on_stop()
+
+
+class SettingsTable(GlobalTable):
+    """A GlobalTable over the settings topic that ``returnhook settings publish`` writes.
+
+    faust's assignor finds a table's changelog by ``_changelog_topic_name()`` (normally
+    ``<app>-<table>-changelog``), not by the topic we pass in; without this the group leader's
+    assignment fails with a KeyError and the worker hangs after "Elected group leader".
+    """
+
+    def _changelog_topic_name(self) -> str:
+        return self.changelog_topic.get_topic_name()
+
+
+class _ClientService(mode.Service):
+    """Opens the worker's one HTTP session with the app and closes it on the way out."""
+
+    def __init__(self, client: WebhookClient) -> None:
+        super().__init__()
+        self.client = client
+
+    async def on_start(self) -> None:
+        await self.client.start()
+
+    async def on_stop(self) -> None:
+        await self.client.close()
+
+
+def broker_urls(broker: str) -> list[str]:
+    return [f"kafka://{host.strip()}" for host in broker.split(",") if host.strip()]
+
+
+class Returnhook:
+    """One worker's app. Built by a factory so tests and the CLI can run several side by side."""
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        catalog: TopicCatalog | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        if not config.broker:
+            raise ValueError("the worker needs a broker (--broker or RETURNHOOK_BROKER)")
+        self.config = config
+        self.catalog = catalog or load_topics(config.topics_file)
+        self.env = dict(os.environ if env is None else env)
+        data_dir = config.data_dir or Path(tempfile.gettempdir()) / "returnhook" / config.app_id
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.app = _FaustApp(
+            config.app_id,
+            broker=broker_urls(config.broker),
+            store="memory://",
+            # Not the current directory: nothing is stored there (memory store), and a worker
+            # started from a checkout must not litter it.
+            datadir=str(data_dir),
+            processing_guarantee="at_least_once",
+            consumer_auto_offset_reset="earliest",
+            broker_commit_interval=config.commit_interval_s,
+            broker_session_timeout=config.session_timeout_s,
+            broker_heartbeat_interval=config.heartbeat_interval_s,
+            broker_rebalance_timeout=config.rebalance_timeout_s,
+            broker_request_timeout=30.0,
+            producer_request_timeout=30.0,
+            producer_linger_ms=config.producer_linger_ms,
+            topic_disable_leader=True,
+            topic_allow_declare=False,
+            web_enabled=config.web_enabled,
+            web_port=config.web_port,
+            web_bind=config.web_host,
+            web_in_thread=False,
+            TableManager=SeekFirstTableManager,
+        )
+        catalog = self.catalog
+        self.input_topic = _raw_topic(self.app, catalog.input.name)
+        self.patches_topic = _raw_topic(self.app, catalog.patches.name)
+        self.events_topic = _raw_topic(self.app, catalog.events.name)
+        self.dead_letters_topic = _raw_topic(self.app, catalog.dead_letters.name)
+        settings_topic = _raw_topic(self.app, catalog.settings.name, catalog.settings.partitions)
+        self.settings_table = self.app.tables.add(
+            SettingsTable(
+                self.app,
+                name="tenant_settings",
+                changelog_topic=settings_topic,
+                key_type=bytes,
+                value_type=bytes,
+                partitions=catalog.settings.partitions,
+                is_global=True,
+                # One record per batch: see notes/broker.md on end offsets after batches.
+                recovery_buffer_size=1,
+                standby_buffer_size=1,
+                beacon=self.app.tables.beacon,
+            )
+        )
+        self.settings_cache = SettingsCache(self.env)
+        self.registry = CollectorRegistry()
+        self.metrics = Metrics(self.registry, self.stats)
+        self.client = WebhookClient(
+            retry_delays=config.retry_delays,
+            max_response_bytes=config.max_response_bytes,
+            max_in_flight=config.max_in_flight,
+            max_in_flight_per_host=config.max_in_flight_per_host,
+            on_attempt=self.metrics.on_attempt,
+            egress=EgressPolicy(config.egress_allow),
+        )
+        self.options = WorkflowOptions(
+            env=self.env, max_attempts=self.client.max_attempts, user_agent=config.user_agent
+        )
+        self.lanes = KeyedLanes(window=config.max_uncommitted, ack=self._ack, on_error=self._crash)
+        self._drain_task: asyncio.Future[None] | None = None
+        self._commit_task: asyncio.Future[None] | None = None
+        self._stream: Any = None
+        # An exception in the agent itself must stop the worker, not restart the agent past
+        # the event (faust's default supervisor does that, and then commits past it).
+        self.app.agent(
+            self.input_topic,
+            name="returnhook.process",
+            supervisor_strategy=mode.CrashingSupervisor,
+        )(self._agent)
+        self.app.before_revoke = self._on_rebalance_start
+        self.app.before_stop = self._before_stop
+        self.app.on_partitions_assigned.connect(self._on_partitions_assigned)
+        self._assigned = False
+        if config.web_enabled:
+            self._add_web_views()
+        self.app.add_dependency(_ClientService(self.client))
+
+    def _add_web_views(self) -> None:
+        setup_prometheus_sensors(self.app, registry=self.registry, name_prefix="faust")
+
+        async def stats_view(view: Any, request: Any) -> Any:
+            return view.json(self.stats())
+
+        async def health_view(view: Any, request: Any) -> Any:
+            """Live: the process runs its event loop. Kubernetes livenessProbe."""
+            return view.json({"status": "ok"})
+
+        async def ready_view(view: Any, request: Any) -> Any:
+            """Ready: partitions assigned and tenant settings recovered. readinessProbe."""
+            ready, checks = self.readiness()
+            return view.json({"ready": ready, **checks}, status=200 if ready else 503)
+
+        self.app.page("/returnhook/stats/", name="returnhook_stats")(stats_view)
+        self.app.page("/health", name="returnhook_health")(health_view)
+        self.app.page("/ready", name="returnhook_ready")(ready_view)
+
+    def readiness(self) -> tuple[bool, dict[str, bool]]:
+        recovered = self.app.tables.recovery.completed.is_set()
+        checks = {
+            "partitionsAssigned": self._assigned,
+            "settingsRecovered": recovered,
+            "running": self.lanes.failed is None and not self.app.should_stop,
+        }
+        return all(checks.values()), checks
+
+    # -- intake: decode, pick the lane, submit (the agent never awaits a webhook) -------------
+
+    async def _agent(self, stream: StreamT) -> None:
+        self._stream = stream.noack()
+        async for event in self._stream.events():
+            if self.lanes.failed is not None:
+                return
+            await self._admit(event)
+
+    async def _admit(self, event: EventT) -> None:
+        """Hands the event to the lanes; an event they do not take is never acknowledged."""
+        job = self._job_for(event)
+        while not await self.lanes.submit(job):
+            self._forget(event)
+            if not self.lanes.paused or self.app.should_stop or self.lanes.failed is not None:
+                return  # a repeat of an offset already taken, or the worker stops
+            # A drain pauses the lanes. An event of the generation being drained is read again
+            # by its partition's next owner; one of the next generation (the drain outlived the
+            # rebalance) would not be delivered again: offer it once the lanes resume.
+            await self.lanes.resumed()
+            if event.message.generation_id != self.app.consumer_generation_id:
+                return
+
+    def _forget(self, event: EventT) -> None:
+        """Neither processed nor acknowledged: a redelivery, or refused while draining.
+
+        faust tracks every event it hands out and, on shutdown or rebalance, waits without a
+        limit for each to be acknowledged; this one never will be, so stop tracking it.
+        """
+        unacked = getattr(self.app.consumer, "_unacked_messages", None)
+        if unacked is not None:
+            unacked.discard(event.message)
+
+    def _job_for(self, event: EventT) -> Job:
+        message = event.message
+        decoded = decode(message.value, max_bytes=self.config.max_record_bytes)
+        key: Any
+        if isinstance(decoded, Ignored):
+            self.metrics.input_events.labels("ignored").inc()
+            key, work = None, None
+        elif isinstance(decoded, Rejected):
+            key = ("dead-letter", message.partition, message.offset)
+            work = functools.partial(self.dead_letter, message, decoded)
+        else:
+            key = (decoded.event.tenant_id, decoded.order_id)
+            work = functools.partial(self._process, message, decoded)
+        return Job(partition=message.tp, offset=message.offset, key=key, work=work, token=event)
+
+    async def _ack(self, event: EventT) -> None:
+        """Only ever called in offset order, for events whose outputs the broker acknowledged."""
+        if event.message.generation_id != self.app.consumer_generation_id:
+            self._forget(event)  # a stale generation: the partition's new owner redoes it
+            return
+        await self._stream.ack(event)
+
+    async def _crash(self, job: Job, exc: BaseException) -> None:
+        log.error(
+            "unexpected error on %s offset %d; stopping the worker without acknowledging it",
+            job.partition,
+            job.offset,
+            exc_info=exc,
+        )
+        self.lanes.pause()  # take nothing more in; the failed offset holds its partition's acks
+        await self.app.crash(exc)
+
+    # -- rebalance and shutdown --------------------------------------------------------------
+
+    def _on_rebalance_start(self) -> None:
+        """Runs in faust's consumer thread, before faust waits for un-acked events."""
+        self._assigned = False
+        self.app.loop.call_soon_threadsafe(self._schedule_drain)
+
+    def _schedule_drain(self) -> None:
+        # faust drops the acknowledgements of revoked partitions before its own revoke commit
+        # (Consumer.on_partitions_revoked), so what finished since the last periodic commit
+        # would be redone by the next owner. Commit it first: this task is scheduled ahead of
+        # faust's revoke handler on this loop. If it loses the race, nothing is lost, only redone.
+        self._commit_task = asyncio.ensure_future(self._commit_before_revoke())
+        if self._drain_task is None or self._drain_task.done():
+            self._drain_task = asyncio.ensure_future(self._drain("rebalance"))
+
+    async def _commit_before_revoke(self) -> None:
+        try:
+            await self.app.consumer.commit()
+        except Exception as exc:  # the rebalance goes on; the next owner redoes the rest
+            log.warning("commit before the rebalance failed: %s", exc)
+
+    async def _on_partitions_assigned(self, app: faust.App, *args: Any, **kwargs: Any) -> None:
+        self._assigned = True
+        if self._drain_task is not None:
+            await self._drain_task
+        self.lanes.resume()
+
+    async def _drain(self, why: str) -> None:
+        """Bounded: faust waits for un-acked events with no limit, the group does not."""
+        timeout = self.config.drain_timeout_s
+        dropped = await self.lanes.drain(timeout)
+        for job in dropped:
+            self._forget(job.token)
+        if dropped:
+            log.warning(
+                "%s: %d accepted event(s) not finished within %.1f s were cancelled and left "
+                "unacknowledged; the partitions' next owner redoes them",
+                why,
+                len(dropped),
+                timeout,
+            )
+
+    async def _before_stop(self) -> None:
+        await self._drain("shutdown")
+
+    # -- the work of one event ---------------------------------------------------------------
+
+    async def _process(self, message: Any, accepted: Accepted) -> None:
+        settings = self._settings_for(accepted)
+        if isinstance(settings, Rejected):
+            await self.dead_letter(message, settings)
+            return
+        source = Source(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
+        )
+        outputs = await run_workflow(accepted, settings, source, self.client.deliver, self.options)
+        await self.produce(outputs)
+        self.metrics.input_events.labels("processed").inc()
+
+    def stats(self) -> dict[str, Any]:
+        """For metrics and the debug view."""
+        return {
+            **self.lanes.stats(),
+            "calls_running": self.client.calls_running,
+            "calls_running_by_host": dict(self.client.running),
+        }
+
+    def _settings_for(self, accepted: Accepted) -> TenantSettings | Rejected:
+        tenant = accepted.event.tenant_id
+        raw = self.settings_table.get(tenant.encode())
+        return self.settings_cache.lookup(tenant, raw, self.catalog.settings.name)
+
+    async def produce(self, outputs: list[Output]) -> None:
+        """Sends every record, then waits for the broker to acknowledge each of them."""
+        # Straight to faust's producer (aiokafka underneath): Topic.send adds a FutureMessage,
+        # callbacks and serializer lookups per record that raw bytes do not need.
+        producer = self.app.producer
+        pending = []
+        for output in outputs:
+            topic = self.patches_topic if output.role == "patches" else self.events_topic
+            value = orjson.dumps(output.record.model_dump(mode="json", by_alias=True))
+            pending.append(
+                await producer.send(
+                    topic.get_topic_name(), output.key.encode(), value, None, None, None
+                )
+            )
+        for future in pending:
+            await future
+        for output in outputs:
+            if isinstance(output.record, OrderEventRecord):
+                self.metrics.outcomes.labels(
+                    output.record.tenant_id, output.record.action_status
+                ).inc()
+                _log_outcome(output.record)
+
+    async def dead_letter(self, message: Any, rejected: Rejected) -> None:
+        record = dead_letter_record(
+            rejected,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+            value=message.value,
+            headers=message.headers,
+        )
+        log.warning(
+            "dead letter %s at %s[%d]@%d: %s",
+            rejected.reason,
+            message.topic,
+            message.partition,
+            message.offset,
+            rejected.error,
+        )
+        value = orjson.dumps(record.model_dump(mode="json", by_alias=True))
+        await (await self.dead_letters_topic.send(key=message.key, value=value))
+        self.metrics.input_events.labels("dead_lettered").inc()
+        self.metrics.dead_letters.labels(rejected.reason).inc()
+
+
+def _log_outcome(record: OrderEventRecord) -> None:
+    if not log.isEnabledFor(logging.INFO):
+        return
+    fields = {
+        "tenant": record.tenant_id,
+        "order": record.order_id,
+        "step": record.step.index,
+        "status": record.action_status,
+        "attempts": record.attempts,
+        "http": record.http_status,
+        "duration_ms": record.duration_ms,
+        "continue": record.continue_workflow,
+    }
+    text = " ".join(f"{k}={v}" for k, v in fields.items())
+    reason = f" reason={record.error_reason!r}" if record.error_reason else ""
+    log.info("outcome %s%s", text, reason, extra={**fields, "reason": record.error_reason})

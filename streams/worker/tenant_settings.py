@@ -1,0 +1,53 @@
+"""Reading tenant settings records as the worker sees them on the settings topic."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import ValidationError
+
+from models.settings import TenantSettings
+from streams.core.decoder import Rejected
+from streams.core.response import describe
+from streams.ops.redaction import SECRETS, SecretRegistry, settings_secrets
+
+
+class SettingsCache:
+    """Parses each distinct settings record once: the table hands us the same bytes per event."""
+
+    def __init__(
+        self, env: Mapping[str, str] | None = None, secrets: SecretRegistry = SECRETS
+    ) -> None:
+        self._parsed: dict[bytes, TenantSettings | str] = {}
+        self._env = env or {}
+        self._secrets = secrets
+
+    def parse(self, raw: bytes) -> TenantSettings | str:
+        """The settings, or why the record on the topic is not valid settings."""
+        cached = self._parsed.get(raw)
+        if cached is None:
+            try:
+                cached = TenantSettings.model_validate_json(raw)
+            except ValidationError as exc:
+                cached = describe(exc)
+            else:
+                # Registered before any request is built: from here on, logs mask them.
+                self._secrets.add(settings_secrets(cached, self._env))
+            if len(self._parsed) > 10_000:  # old versions of every tenant's settings
+                self._parsed.clear()
+            self._parsed[raw] = cached
+        return cached
+
+    def lookup(self, tenant: str, raw: bytes | None, topic: str) -> TenantSettings | Rejected:
+        """A tenant's settings from its record on the settings topic, or why not (dead letter)."""
+        if raw is None:
+            return Rejected(
+                reason="unknown_tenant", error=f"no settings for tenant {tenant!r} on {topic}"
+            )
+        parsed = self.parse(raw)
+        if isinstance(parsed, str):
+            return Rejected(
+                reason="invalid_tenant_settings",
+                error=f"the settings of tenant {tenant!r} are invalid: {parsed}",
+            )
+        return parsed

@@ -1,0 +1,164 @@
+"""The HTTP shell against a real aiohttp server on 127.0.0.1 (tests/receiver.py)."""
+
+import asyncio
+
+import pytest
+
+from streams.core.request import WebhookRequest
+from streams.http.webhook_client import DEFAULT_RETRY_DELAYS, WebhookClient
+from streams.processes.ports import free_port
+from tests.receiver import RecordingReceiver, Reply
+
+
+def request(url: str, *, timeout_s: float = 5.0, max_attempts: int = 4) -> WebhookRequest:
+    return WebhookRequest(
+        url=url,
+        headers={"Idempotency-Key": "d-1", "Content-Type": "application/json"},
+        body=b'{"Value": {}}',
+        timeout_s=timeout_s,
+        max_attempts=max_attempts,
+        delivery_id="d-1",
+    )
+
+
+def fast_client(**kwargs) -> WebhookClient:
+    return WebhookClient(retry_delays=(0.01, 0.01, 0.01), **kwargs)
+
+
+def test_the_default_schedule_is_the_steps_promise() -> None:
+    client = WebhookClient()
+    assert DEFAULT_RETRY_DELAYS == (1.0, 5.0, 15.0)
+    assert client.retry_delays == (1.0, 5.0, 15.0)
+    assert client.max_attempts == 4
+
+
+async def test_default_schedule_waits_1_5_15_seconds(receiver: RecordingReceiver) -> None:
+    waits: list[float] = []
+
+    async def record_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    receiver.route("/down", Reply(status=503))
+    async with WebhookClient(sleep=record_sleep) as client:
+        delivery = await client.deliver(request(receiver.url("/down")))
+    assert waits == [1.0, 5.0, 15.0]
+    assert delivery.attempts == 4
+    assert not delivery.ok
+    assert [r.attempt for r in receiver.requests_for("/down")] == [1, 2, 3, 4]
+
+
+async def test_success_parses_the_body(receiver: RecordingReceiver) -> None:
+    receiver.route("/ok", Reply(body={"orderPatch": {"status": "Done"}}))
+    async with fast_client() as client:
+        delivery = await client.deliver(request(receiver.url("/ok")))
+    assert delivery.ok and delivery.http_status == 200 and delivery.attempts == 1
+    assert delivery.result is not None
+    assert delivery.result.order_patch == {"status": "Done"}
+    sent = receiver.requests_for("/ok")[0]
+    assert sent.header("X-Delivery-Count") == "1"
+    assert sent.header("Idempotency-Key") == "d-1"
+
+
+async def test_a_retry_that_recovers(receiver: RecordingReceiver) -> None:
+    receiver.route("/flaky", Reply(status=500), Reply(status=502), Reply(status=200))
+    async with fast_client() as client:
+        delivery = await client.deliver(request(receiver.url("/flaky")))
+    assert delivery.ok and delivery.attempts == 3
+    sent = receiver.requests_for("/flaky")
+    assert [r.attempt for r in sent] == [1, 2, 3]
+    assert {r.header("Idempotency-Key") for r in sent} == {"d-1"}
+
+
+@pytest.mark.parametrize("status", [400, 404])
+async def test_400_and_404_are_final(receiver: RecordingReceiver, status: int) -> None:
+    receiver.route("/final", Reply(status=status))
+    async with fast_client() as client:
+        delivery = await client.deliver(request(receiver.url("/final")))
+    assert not delivery.ok
+    assert delivery.attempts == 1 and delivery.http_status == status
+    assert "not retried" in (delivery.reason or "")
+    assert len(receiver.requests_for("/final")) == 1
+
+
+@pytest.mark.parametrize("status", [301, 302, 401, 403, 409, 429, 500, 503])
+async def test_other_non_success_statuses_are_retried(
+    receiver: RecordingReceiver, status: int
+) -> None:
+    receiver.route("/no", Reply(status=status, headers={"Location": "http://127.0.0.1:9/"}))
+    async with fast_client() as client:
+        delivery = await client.deliver(request(receiver.url("/no")))
+    assert not delivery.ok and delivery.attempts == 4 and delivery.http_status == status
+    assert len(receiver.requests_for("/no")) == 4  # redirects are not followed
+
+
+async def test_timeouts_are_retried(receiver: RecordingReceiver) -> None:
+    receiver.route("/slow", Reply(delay=1.0), Reply(delay=1.0), Reply(status=200))
+    async with fast_client() as client:
+        delivery = await client.deliver(request(receiver.url("/slow"), timeout_s=0.2))
+    assert delivery.ok and delivery.attempts == 3
+
+
+async def test_dropped_connections_are_retried(receiver: RecordingReceiver) -> None:
+    receiver.route("/drop", Reply(drop=True), Reply(status=200))
+    async with fast_client() as client:
+        delivery = await client.deliver(request(receiver.url("/drop")))
+    assert delivery.ok and delivery.attempts == 2
+
+
+async def test_connection_refused_is_retried_and_then_gives_up() -> None:
+    port = free_port()  # nobody listens there
+    async with fast_client() as client:
+        delivery = await client.deliver(request(f"http://127.0.0.1:{port}/x"))
+    assert not delivery.ok and delivery.attempts == 4 and delivery.http_status is None
+    assert "giving up" in (delivery.reason or "")
+
+
+async def test_a_bad_2xx_body_fails_without_retry(receiver: RecordingReceiver) -> None:
+    receiver.route("/bad", Reply(body=b"<html>oops</html>"))
+    async with fast_client() as client:
+        delivery = await client.deliver(request(receiver.url("/bad")))
+    assert not delivery.ok and delivery.attempts == 1 and delivery.http_status == 200
+    assert "not JSON" in (delivery.reason or "")
+
+
+async def test_a_body_over_the_cap_is_a_failure(receiver: RecordingReceiver) -> None:
+    receiver.route("/big", Reply(body={"orderPatch": {"name": "x" * 5000}}))
+    async with fast_client(max_response_bytes=1000) as client:
+        delivery = await client.deliver(request(receiver.url("/big")))
+    assert not delivery.ok and delivery.attempts == 1
+    assert "larger than 1000 bytes" in (delivery.reason or "")
+
+
+async def test_retry_waits_do_not_hold_a_call_slot(receiver: RecordingReceiver) -> None:
+    """One slot in all: a delivery waiting to retry must not keep another order out."""
+    receiver.route("/failing", Reply(status=500))
+    receiver.route("/fine", Reply(status=200))
+    async with WebhookClient(retry_delays=(0.5, 0.5, 0.5), max_in_flight=1) as client:
+        failing = asyncio.create_task(client.deliver(request(receiver.url("/failing"))))
+        await receiver.wait_for_requests(1, path="/failing")
+        fine = await asyncio.wait_for(client.deliver(request(receiver.url("/fine"))), 0.4)
+        assert fine.ok
+        assert not failing.done()
+        failing.cancel()
+
+
+async def test_per_host_limit_bounds_concurrency(receiver: RecordingReceiver) -> None:
+    receiver.route("/slow", Reply(delay=0.1))
+    async with fast_client(max_in_flight=50, max_in_flight_per_host=3) as client:
+        peak = 0
+
+        async def watch() -> None:
+            nonlocal peak
+            while True:
+                peak = max(peak, client.calls_running)
+                await asyncio.sleep(0.005)
+
+        watcher = asyncio.create_task(watch())
+        results = await asyncio.gather(
+            *(client.deliver(request(receiver.url("/slow"))) for _ in range(12))
+        )
+        watcher.cancel()
+    assert all(r.ok for r in results)
+    assert receiver.max_concurrent == 3
+    assert peak == 3
+    assert client.running == {}

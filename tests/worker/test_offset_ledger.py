@@ -1,0 +1,127 @@
+import pytest
+
+from streams.worker.offset_ledger import MAX_HOLES, Admission, OffsetLedger, PartitionLedger
+
+NEW, LATE, DUPLICATE = Admission.NEW, Admission.LATE, Admission.DUPLICATE
+
+
+def test_out_of_order_completion_acks_only_the_finished_prefix() -> None:
+    ledger: PartitionLedger[str] = PartitionLedger()
+    for offset in (10, 11, 12, 13):
+        ledger.add(offset, f"e{offset}")
+    assert ledger.finish(12) == []
+    assert ledger.finish(11) == []
+    assert ledger.head == 10
+    assert ledger.finish(10) == ["e10", "e11", "e12"]
+    assert ledger.head == 13
+    assert ledger.finish(13) == ["e13"]
+    assert len(ledger) == 0
+
+
+def test_gaps_in_offsets_from_filtered_or_compacted_records_do_not_block() -> None:
+    ledger: PartitionLedger[int] = PartitionLedger()
+    for offset in (3, 7, 8):
+        ledger.add(offset, offset)
+    assert ledger.finish(7) == []
+    assert ledger.finish(3) == [3, 7]
+    assert ledger.finish(8) == [8]
+
+
+def test_a_redelivered_offset_is_not_new_work() -> None:
+    """faust re-fetches from the committed offset after a seek within one generation."""
+    ledger: PartitionLedger[int] = PartitionLedger()
+    assert ledger.add(4, 4) is NEW
+    assert ledger.add(5, 5) is NEW
+    assert ledger.add(5, 5) is DUPLICATE  # still pending: the first copy acknowledges in its turn
+    assert ledger.add(4, 4) is DUPLICATE
+    assert ledger.finish(4) == [4]
+    assert ledger.finish(5) == [5]
+    assert ledger.add(5, 5) is DUPLICATE  # already acknowledged: done, not redone
+    assert len(ledger) == 0
+    assert ledger.add(6, 6) is NEW
+
+
+def test_an_offset_older_than_the_first_one_taken_is_a_redelivery() -> None:
+    ledger: PartitionLedger[int] = PartitionLedger()
+    assert ledger.add(10, 10) is NEW
+    assert ledger.add(3, 3) is DUPLICATE
+
+
+def test_a_record_dropped_and_fetched_again_after_later_ones_is_late_work() -> None:
+    """Measured with faust 0.15.3: offsets 0-8, 10-12, then 0-12 again; 9 only the second time."""
+    ledger: PartitionLedger[int] = PartitionLedger()
+    for offset in [*range(9), 10, 11, 12]:
+        assert ledger.add(offset, offset) is NEW
+    assert ledger.finish(11) == []
+    for offset in range(8):
+        assert ledger.finish(offset) == [offset]
+    for offset in range(9):
+        assert ledger.add(offset, offset) is DUPLICATE
+    assert ledger.add(9, 9) is LATE
+    assert ledger.add(9, 9) is DUPLICATE
+    assert ledger.add(10, 10) is DUPLICATE
+    assert ledger.finish(8) == [8]
+    assert ledger.head == 9  # 10 and 11 wait for it again
+    assert ledger.finish(10) == []
+    assert ledger.finish(9) == [9, 10, 11]
+    assert ledger.finish(12) == [12]
+
+
+def test_a_late_record_after_later_ones_were_acknowledged_still_runs() -> None:
+    ledger: PartitionLedger[int] = PartitionLedger()
+    for offset in (0, 2, 3):
+        ledger.add(offset, offset)
+    assert [ledger.finish(offset) for offset in (0, 2, 3)] == [[0], [2], [3]]
+    assert ledger.add(1, 1) is LATE
+    assert ledger.finish(1) == [1]
+    assert len(ledger) == 0
+
+
+def test_late_records_fill_a_wide_hole_one_by_one() -> None:
+    ledger: PartitionLedger[int] = PartitionLedger()
+    ledger.add(0, 0)
+    ledger.add(5, 5)
+    assert [ledger.add(offset, offset) for offset in (3, 1, 4, 2)] == [LATE] * 4
+    assert ledger.add(3, 3) is DUPLICATE
+    assert ledger.finish(5) == []
+    assert [ledger.finish(offset) for offset in (0, 1, 2, 3)] == [[0], [1], [2], [3]]
+    assert ledger.finish(4) == [4, 5]
+
+
+def test_only_the_latest_holes_are_remembered() -> None:
+    ledger: PartitionLedger[int] = PartitionLedger()
+    for n in range(MAX_HOLES + 10):
+        ledger.add(2 * n, n)  # every odd offset is a hole
+    assert ledger.add(1, -1) is DUPLICATE  # too old to tell: taken as a redelivery
+    assert ledger.add(2 * (MAX_HOLES + 9) - 1, -1) is LATE
+
+
+def test_finishing_an_unknown_offset_is_an_error() -> None:
+    ledger: PartitionLedger[int] = PartitionLedger()
+    with pytest.raises(KeyError):
+        ledger.finish(1)
+
+
+def test_partitions_are_independent() -> None:
+    ledger: OffsetLedger[str, str] = OffsetLedger()
+    ledger.add("p0", 0, "a0")
+    ledger.add("p0", 1, "a1")
+    ledger.add("p1", 0, "b0")
+    assert ledger.finish("p0", 1) == []
+    assert ledger.finish("p1", 0) == ["b0"]
+    assert ledger.heads() == {"p0": 0}
+    assert ledger.head_items() == ["a0"]
+    assert len(ledger) == 2
+
+
+def test_clear_on_revoke_returns_everything_never_acknowledged() -> None:
+    ledger: OffsetLedger[str, str] = OffsetLedger()
+    ledger.add("p0", 0, "a0")
+    ledger.add("p0", 1, "a1")
+    ledger.add("p1", 4, "b4")
+    assert ledger.finish("p0", 1) == []
+    assert sorted(ledger.clear()) == ["a0", "a1", "b4"]
+    assert len(ledger) == 0
+    assert ledger.heads() == {}
+    ledger.add("p0", 0, "again")  # a new owner may start from the committed offset again
+    assert ledger.finish("p0", 0) == ["again"]
