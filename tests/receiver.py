@@ -23,11 +23,16 @@ DELIVERY_COUNT_HEADER = "X-Delivery-Count"
 
 @dataclass
 class Reply:
-    """How to answer one request; `drop` closes the TCP connection instead (after `delay`)."""
+    """How to answer one request; `drop` closes the TCP connection instead (after `delay`).
+
+    `hold`: the answer waits until the event is set (then `delay` runs), so a test can keep
+    calls in flight for as long as it needs them, with no guess at how long that is.
+    """
 
     status: int = 200
     body: bytes | dict | list | None = None
     delay: float = 0.0
+    hold: asyncio.Event | None = None
     drop: bool = False
     headers: dict[str, str] | None = None  # e.g. Retry-After
 
@@ -111,6 +116,11 @@ class RecordingReceiver:
             raise RuntimeError("receiver not started")
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def in_flight(self) -> int:
+        """Requests received and not yet answered (held, delayed or being answered)."""
+        return self._in_flight
+
     def url(self, path: str) -> str:
         return self.base_url + (path if path.startswith("/") else "/" + path)
 
@@ -178,6 +188,8 @@ class RecordingReceiver:
         try:
             route = self._routes.get(recorded.path)
             reply = route.next(recorded) if route else Reply(status=404, body=b"no such route")
+            if reply.hold is not None:
+                await reply.hold.wait()
             if reply.delay > 0:
                 await asyncio.sleep(reply.delay)
             if reply.drop:

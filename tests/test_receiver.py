@@ -113,3 +113,21 @@ async def test_wait_for_requests(receiver: RecordingReceiver) -> None:
     assert got[0].json() == {"late": True}
     with pytest.raises(TimeoutError, match="got 1 of 2 requests to /w"):
         await receiver.wait_for_requests(2, path="/w", timeout=0.2)
+
+
+async def test_held_answers_wait_for_their_event(receiver: RecordingReceiver) -> None:
+    gate = asyncio.Event()
+    receiver.route("/held", Reply(hold=gate))
+    async with aiohttp.ClientSession() as session:
+        calls = [
+            asyncio.create_task(post(session, receiver.url("/held"), {"n": n})) for n in range(3)
+        ]
+        await receiver.wait_for_requests(3, path="/held", timeout=5)
+        await asyncio.sleep(0.05)
+        assert receiver.in_flight == 3
+        assert not any(call.done() for call in calls)
+        assert [r.status for r in receiver.requests_for("/held")] == [None, None, None]
+        gate.set()
+        assert [status for status, _ in await asyncio.gather(*calls)] == [200, 200, 200]
+    assert receiver.in_flight == 0
+    assert receiver.max_concurrent == 3

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from streams.core.decoder import DEFAULT_MAX_RECORD_BYTES, Accepted, Ignored, Rejected, decode
@@ -273,22 +274,115 @@ def test_decode_never_raises_on_bytes(value: bytes) -> None:
     assert isinstance(decode(value), Accepted | Ignored | Rejected)
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    st.fixed_dictionaries(
-        {"status": st.sampled_from(["Returned", "returned", "PartiallyReturned"]) | _json},
-        optional={
-            "tenantId": _json,
-            "order": _order | _json,
-            "orderId": _json,
-            "returnOrderFormId": _json,
-            "timestamp": _json,
-            "eventId": _json,
-        },
-    )
+# Event-like JSON that reaches every branch: each field is mostly a value the decoder accepts
+# and sometimes anything at all, so one run has draws accepted (order id given or from the
+# order, return form given, from the order's forms or none), ignored, and rejected for each
+# reason. OUTCOME_KINDS below is checked after the run.
+
+
+def _mostly(valid: st.SearchStrategy[Any], junk: st.SearchStrategy[Any] = _json) -> Any:
+    """`valid` four draws in five, `junk` the fifth."""
+    return st.integers(0, 4).flatmap(lambda n: junk if n == 0 else valid)
+
+
+_name = st.text(min_size=1, max_size=6)
+_form = st.fixed_dictionaries(
+    {},
+    optional={
+        "returnId": _mostly(_name | st.just("")),
+        "id": _mostly(_name),
+    },
 )
-def test_decode_never_raises_on_event_like_json(data: dict) -> None:
-    result = decode(orjson.dumps(data))
-    assert isinstance(result, Accepted | Ignored | Rejected)
-    if isinstance(result, Accepted):
-        assert result.order_id
+_sane_order = st.fixed_dictionaries(
+    {
+        "id": _mostly(_name, st.just("") | st.none() | _json),
+        "returnOrderForms": _mostly(st.lists(_form, min_size=1, max_size=3), st.none() | _json),
+    },
+    optional={
+        "marketId": _mostly(st.sampled_from(["NOR", "SWE"])),
+        "tags": _mostly(st.lists(st.text(max_size=4), max_size=2)),
+    },
+)
+_event_like = st.fixed_dictionaries(
+    {
+        "status": _mostly(
+            st.sampled_from(["Returned", "returned", "PartiallyReturned"]),
+            st.sampled_from(["Shipped", "New", " "]) | _json,
+        ),
+        "tenantId": _mostly(st.just("acme")),
+        "order": _mostly(_sane_order, _order | _json),
+    },
+    optional={
+        "orderId": _mostly(_name | st.just("")),
+        "returnOrderFormId": _mostly(_name),
+        "timestamp": _mostly(st.just("2026-03-01T10:00:00Z")),
+        "eventId": _mostly(_name),
+    },
+)
+
+# Every kind of outcome the run must reach, or it proves nothing about that path.
+OUTCOME_KINDS = {
+    "ignored",
+    "rejected invalid_event",
+    "rejected invalid_order",
+    "rejected missing_order_id",
+    "accepted, order id from orderId",
+    "accepted, order id from order.id",
+    "accepted, return form given",
+    "accepted, return form from the newest order form",
+    "accepted, no return form",
+}
+
+
+def _ci(data: dict, name: str) -> list[Any]:
+    """The values of `name` in every casing present (the junk order spells `id` twice)."""
+    return [v for k, v in data.items() if k.lower() == name.lower()]
+
+
+def _check_accepted(data: dict, result: Accepted) -> list[str]:
+    """The accepted values, worked out from the input by hand; returns the kinds reached."""
+    [order] = _ci(data, "order")
+    [explicit_id] = _ci(data, "orderId") or [None]
+    if explicit_id:
+        assert result.order_id == explicit_id
+        kinds = ["accepted, order id from orderId"]
+    else:
+        assert result.order_id and result.order_id in _ci(order, "id")
+        kinds = ["accepted, order id from order.id"]
+    [explicit_form] = _ci(data, "returnOrderFormId") or [None]
+    [forms] = _ci(order, "returnOrderForms") or [None]
+    if explicit_form is not None:
+        assert result.return_order_form_id == explicit_form
+        kinds.append("accepted, return form given")
+    elif forms:
+        newest = forms[-1]
+        identifiers = [*_ci(newest, "returnId"), *_ci(newest, "id")]
+        assert result.return_order_form_id == (next((i for i in identifiers if i), None))
+        kinds.append("accepted, return form from the newest order form")
+    else:
+        assert result.return_order_form_id is None
+        kinds.append("accepted, no return form")
+    return kinds
+
+
+def test_decode_never_raises_on_event_like_json() -> None:
+    reached: Counter[str] = Counter()
+
+    @settings(max_examples=500, deadline=None)
+    @given(_event_like)
+    def check(data: dict) -> None:
+        result = decode(orjson.dumps(data))
+        if isinstance(result, Accepted):
+            kinds = _check_accepted(data, result)
+        elif isinstance(result, Ignored):
+            kinds = ["ignored"]
+        else:
+            assert isinstance(result, Rejected) and result.error
+            kinds = [f"rejected {result.reason}"]
+        for kind in kinds:
+            event(kind)
+            reached[kind] += 1
+
+    check()
+    missing = OUTCOME_KINDS - set(reached)
+    assert not missing, f"never reached: {sorted(missing)}; reached: {dict(reached)}"

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+from collections import Counter
 
 import orjson
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from models.delivery import Delivery
@@ -94,9 +95,19 @@ def mutated_events(draw: st.DrawFn) -> bytes:
     return orjson.dumps(event)
 
 
+@st.composite
+def valid_variants(draw: st.DrawFn) -> bytes:
+    """A valid event with another status and other tags: ignored, or in or out of step 1."""
+    event = orjson.loads(orjson.dumps(VALID))
+    event["status"] = draw(st.sampled_from(["Returned", "partiallyReturned", "Shipped", "New"]))
+    event["order"]["tags"] = draw(st.sampled_from([["vip"], ["VIP", "x"], [], ["x"], None]))
+    return orjson.dumps(event)
+
+
 records = st.one_of(
     st.binary(max_size=300),
     mutated_events(),
+    valid_variants(),
     json_values.map(orjson.dumps),
     st.text(max_size=200).map(str.encode),
 )
@@ -130,22 +141,49 @@ response_bodies = st.one_of(
 )
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(
-    value=records,
-    answers=st.lists(
-        st.tuples(st.sampled_from([200, 204, 400, 404, 500]), response_bodies),
-        min_size=2,
-        max_size=2,
-    ),
-)
-def test_any_record_is_processed_or_dead_lettered_with_its_bytes(
-    value: bytes, answers: list[tuple[int, bytes]]
-) -> None:
+# What became of the records in one run; each must have happened, or a path went untested.
+OUTCOME_KINDS = {
+    "dead-lettered",
+    "ignored",
+    "step 0 stopped the workflow",
+    "step 0 went on; the order is outside step 1",
+    "step 0 went on; step 1 ran",
+}
+
+
+def _has_vip_tag(order: dict) -> bool:
+    tags = [v for k, v in order.items() if k.lower() == "tags"]
+    return any(isinstance(t, str) and t.lower() == "vip" for value in tags for t in value or [])
+
+
+def test_any_record_is_processed_or_dead_lettered_with_its_bytes() -> None:
+    reached: Counter[str] = Counter()
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(
+        value=records,
+        answers=st.lists(
+            st.tuples(st.sampled_from([200, 204, 400, 404, 500]), response_bodies),
+            min_size=2,
+            max_size=2,
+        ),
+    )
+    def check(value: bytes, answers: list[tuple[int, bytes]]) -> None:
+        kind = _process_or_dead_letter(value, answers)
+        event(kind)
+        reached[kind] += 1
+
+    check()
+    missing = OUTCOME_KINDS - set(reached)
+    assert not missing, f"never reached: {sorted(missing)}; reached: {dict(reached)}"
+
+
+def _process_or_dead_letter(value: bytes, answers: list[tuple[int, bytes]]) -> str:
+    """Runs one record the way the worker does; returns what became of it."""
     decoded = decode(value, max_bytes=4096)
     if isinstance(decoded, Rejected):
         assert decoded.reason in REASONS and decoded.error
@@ -154,9 +192,9 @@ def test_any_record_is_processed_or_dead_lettered_with_its_bytes(
         )
         assert base64.b64decode(letter.value) == value
         orjson.dumps(letter.model_dump(mode="json", by_alias=True))
-        return
+        return "dead-lettered"
     if isinstance(decoded, Ignored):
-        return
+        return "ignored"
     assert isinstance(decoded, Accepted)
     answers_left = list(answers)
 
@@ -177,6 +215,21 @@ def test_any_record_is_processed_or_dead_lettered_with_its_bytes(
             decoded, SETTINGS, Source(topic="in", partition=0, offset=7), deliver, WorkflowOptions()
         )
     )
-    assert any(o.role == "events" for o in outputs) or not decoded.order_view.tags
     for output in outputs:
         orjson.dumps(output.record.model_dump(mode="json", by_alias=True))
+    events = [o.record for o in outputs if o.role == "events"]
+    patches = [o.record for o in outputs if o.role == "patches"]
+    # Step 0 has no scope: every accepted record is processed, with an order-event for it.
+    assert events and events[0].step.index == 0, outputs
+    first = events[0]
+    if not first.continue_workflow:
+        assert len(events) == 1 and first.skipped_steps == [1], events
+        return "step 0 stopped the workflow"
+    assert len(events) <= 2 and all(e.step.index == 1 for e in events[1:]), events
+    # Step 1 is for "vip" orders: when step 0's patch left the tags alone, the input decides.
+    step_0_patch = [p.patch for p in patches if p.step.index == 0]
+    if not any(k.lower() == "tags" for patch in step_0_patch for k in patch):
+        assert (len(events) == 2) == _has_vip_tag(decoded.event.order), (decoded.event, events)
+    if len(events) == 2:
+        return "step 0 went on; step 1 ran"
+    return "step 0 went on; the order is outside step 1"

@@ -4,9 +4,11 @@ receiver that drops connections.
 - Broker paused: a broker of its own (the session's one must not stall other tests) is SIGSTOPped
   for 20 s while events flow at 10/s, then SIGCONTed. The worker must still run, every input must
   have its order-event, and the group's committed offsets must reach the end of every partition.
-- Flapping: the receiver alternates 500 and 200 across all requests; every delivery follows the
-  retry rules (attempts 1, 2, … in the order the receiver saw them, a 500 retried, a 200 final,
-  never more than 4 attempts, and the order-event says what the last answer was).
+- Flapping: the receiver answers 500 and 200 by a script per order (one that never recovers,
+  ones that recover on attempt 1, 2 or 4) and, for the rest, alternates across all requests;
+  every delivery follows the retry rules (attempts 1, 2, … in the order the receiver saw them, a
+  500 retried, a 200 final, never more than 4 attempts, and the order-event says what the last
+  answer was), and both ends, giving up and recovering, happen in every run.
 - Dropped connections: the connection closes before any answer (`Reply(drop=True)`), or in the
   middle of a 2xx body (a raw server that promises more bytes than it sends); both are retried
   and succeed on the second attempt.
@@ -47,6 +49,7 @@ from tests.integration.traffic import (
     ids_seen,
     outcome_id,
     publish,
+    request_order,
     return_event,
     wait_committed,
 )
@@ -318,13 +321,21 @@ async def test_flapping_receiver_outcomes_follow_the_retry_rules(
     make_topics: MakeTopics, start_worker: StartWorker, receiver: RecordingReceiver
 ) -> None:
     tenant, prefix = _names("flap")
+    # Orders n % 5 == 0..3 follow their script, attempt by attempt: both the give-up branch and
+    # the recovering one run in every run. The rest get 500 and 200 in turn across all requests.
+    scripts = [[500] * MAX_ATTEMPTS, [200], [500, 200], [500, 500, 500, 200]]
+    give_up, recover = {0}, {2, 3}
     answers = itertools.cycle([500, 200])  # across all requests, as they arrive
-    receiver.route(
-        "/flap",
-        lambda _request: (
-            Reply(status=200, body=SUCCESS) if next(answers) == 200 else Reply(status=500)
-        ),
-    )
+
+    def answer(request: RecordedRequest) -> Reply:
+        n = int(request_order(request).rsplit("-", 1)[1])
+        if n % 5 < len(scripts):
+            status = scripts[n % 5][(request.attempt or 1) - 1]
+        else:
+            status = next(answers)
+        return Reply(status=200, body=SUCCESS) if status == 200 else Reply(status=500)
+
+    receiver.route("/flap", answer)
     topics = make_topics(partitions=4)
     await publish(topics.bootstrap, topics, [signed_settings(tenant, receiver.url("/flap"))])
     worker = await start(start_worker, topics)
@@ -346,10 +357,13 @@ async def test_flapping_receiver_outcomes_follow_the_retry_rules(
     requests = by_key(receiver.requests_for("/flap"))
     assert set(requests) == set(expected.values())
 
-    recovered = 0
-    for record_id_, key in expected.items():
+    recovered: set[int] = set()
+    gave_up: set[int] = set()
+    for (order, seq), (record_id_, key) in zip(inputs, expected.items(), strict=True):
         outcome, seen = outcomes[record_id_], requests[key]
         statuses = [r.status for r in seen]
+        if seq % 5 < len(scripts):
+            assert statuses == scripts[seq % 5], (order, statuses)
         assert [r.attempt for r in seen] == list(range(1, len(seen) + 1)), (key, statuses)
         assert len(seen) <= MAX_ATTEMPTS
         assert outcome["attempts"] == len(seen), (outcome, statuses)
@@ -358,9 +372,11 @@ async def test_flapping_receiver_outcomes_follow_the_retry_rules(
         assert all(s == 500 for s in statuses[:-1]), statuses
         if statuses[-1] == 200:
             assert outcome["actionStatus"] == "Success" and outcome["errorReason"] is None
-            recovered += len(seen) > 1
+            if len(seen) > 1:
+                recovered.add(seq % 5)
         else:
             assert len(seen) == MAX_ATTEMPTS, statuses
+            gave_up.add(seq % 5)
             assert outcome["actionStatus"] == "Warning"
             assert (
                 outcome["errorReason"]
@@ -368,7 +384,8 @@ async def test_flapping_receiver_outcomes_follow_the_retry_rules(
             )
         assert {r.header("X-Max-Delivery-Count") for r in seen} == {str(MAX_ATTEMPTS)}
         assert len({r.body for r in seen}) == 1  # the same request each time
-    assert recovered > 0, "no delivery recovered on a later attempt"
+    # Both branches ran, at least for the scripted orders.
+    assert give_up <= gave_up and recover <= recovered, (gave_up, recovered)
     assert worker.running
     assert_no_secrets(worker)
 

@@ -429,6 +429,11 @@ async def module(
         read_json(open_topics.bootstrap, catalog.dead_letters.name, len(hostile)),
         read_json(closed_topics.bootstrap, closed_topics.catalog.events.name, len(closed_inputs)),
     )
+    # The closed worker has an event for every input by now; a dead letter of any of them would
+    # be on its topic already (a worker dead-letters instead of, or before, the outcome).
+    run.closed.dead_letters = await read_json(
+        closed_topics.bootstrap, closed_topics.catalog.dead_letters.name, 0
+    )
     return run
 
 
@@ -455,7 +460,8 @@ async def test_loopback_targets_are_refused_without_an_allowance(module: Module,
     assert ("localhost" if name == "egress-name" else "127.0.0.1") in reason
     # The closed worker's requests would carry its own User-Agent: none arrived, anywhere.
     assert not [r for r in module.receiver.requests if r.header("User-Agent") == CLOSED_USER_AGENT]
-    assert module.closed.dead_letters == []
+    # Refused is an outcome (the Warning above), not unreadable input: nothing dead-lettered.
+    assert module.closed.dead_letters == [], module.closed.dead_letters
     assert module.closed.worker.running
 
 

@@ -13,6 +13,9 @@ Two module-scoped runs and one test of its own:
 - `secrets_run`: two workers (own consumer groups, same topics) at `--log-level debug`, one
   `--log-format json`, one text, with planted secrets in the settings; then the logs, /metrics,
   /returnhook/stats/, `config show`, `settings show` and `settings list` are searched for them.
+  /metrics and the stats are scraped twice: idle, and while the receiver holds the answers to
+  calls whose hosts carry credentials (user:password in the URL, a bearer token, a secret
+  header), so the per-host series of calls in flight exist when they are searched.
 """
 
 from __future__ import annotations
@@ -59,13 +62,20 @@ BASIC_PAIR = base64.b64encode(f"{BASIC_USER}:{BASIC_PASSWORD}".encode()).decode(
 API_KEY = f"key-{uuid.uuid4().hex}-Ak"
 PARTNER_REF = f"ref-{uuid.uuid4().hex}-Rf"  # a header name no heuristic knows: only `sensitive`
 BROKER_PASSWORD = f"kpw-{uuid.uuid4().hex}-Kp"
+URL_USER = "held-user"
+URL_PASSWORD = f"upw-{uuid.uuid4().hex}-Up"  # in the webhook URL itself: user:password@host
+URL_PAIR = base64.b64encode(f"{URL_USER}:{URL_PASSWORD}".encode()).decode()
 SECRETS = {
     "bearer token": BEARER_TOKEN,
     "basic password": BASIC_PASSWORD,
     "basic user:password (base64)": BASIC_PAIR,
     "X-Api-Key": API_KEY,
     "sensitive step header": PARTNER_REF,
+    "password in the URL": URL_PASSWORD,
+    "URL user:password (base64)": URL_PAIR,
 }
+# Tenants whose calls the receiver holds while /metrics and the stats are scraped.
+HELD = ("s-held-url", "s-held-bearer")
 
 
 def tenant(name: str) -> str:
@@ -499,6 +509,8 @@ class SecretsRun:
     env: dict[str, str]
     events: list[dict] = field(default_factory=list)
     pages: dict[str, str] = field(default_factory=dict)  # "json /metrics" -> body
+    held_pages: dict[str, str] = field(default_factory=dict)  # the same, with calls in flight
+    held_events: list[dict] = field(default_factory=list)
     cli: dict[str, tuple[int, str]] = field(default_factory=dict)  # command -> (rc, output)
 
 
@@ -539,6 +551,36 @@ def secrets_settings(receiver: RecordingReceiver) -> list[dict]:
                     ]
                 )
             ],
+        },
+        {
+            # Credentials in the URL (aiohttp sends them as Basic auth) and a secret header.
+            "tenantId": tenant("s-held-url"),
+            "returnWorkflow": [
+                step(
+                    url("/held").replace("://", f"://{URL_USER}:{URL_PASSWORD}@"),
+                    headers=[
+                        {
+                            "key": "X-Partner-Ref",
+                            "value": PARTNER_REF,
+                            "keyGroup": "RequestHeaders",
+                            "sensitive": True,
+                        }
+                    ],
+                )
+            ],
+        },
+        {
+            # A bearer token from the environment and an API key header.
+            "tenantId": tenant("s-held-bearer"),
+            "connectors": [
+                {
+                    "name": "Webhook",
+                    "host": url("/held"),
+                    "bearerToken": "${PLANTED_ERP_TOKEN}",
+                    "customHeaders": [{"key": "X-Api-Key", "value": API_KEY}],
+                }
+            ],
+            "returnWorkflow": [step()],
         },
     ]
 
@@ -642,6 +684,31 @@ async def secrets_run(
             assert status == 200, (label, path, body[:300])
             run.pages[f"{label} {path}"] = body
 
+    # With calls in flight: both workers (own groups) call both held tenants; nothing answers
+    # until every one of the four calls has arrived and both workers were scraped.
+    gate = asyncio.Event()
+    receiver.route("/held", Reply(hold=gate, body={"orderActionExecutionResults": [{}]}))
+    try:
+        await produce(
+            topics.bootstrap,
+            topics.catalog.input.name,
+            [(order_id(name).encode(), event(tenant(name), order_id(name))) for name in HELD],
+        )
+        await receiver.wait_for_requests(2 * len(HELD), path="/held", timeout=30)
+        for label, port in ports.items():
+            for path in ("/metrics", "/returnhook/stats/"):
+                status, body = await get(port, path)
+                assert status == 200, (label, path, body[:300])
+                run.held_pages[f"{label} {path} (calls in flight)"] = body
+    finally:
+        gate.set()
+    held_ids = {order_id(name) for name in HELD}
+    events = await read_json(topics, topics.catalog.events.name, 4 + 2 * len(HELD))
+    run.held_events = [e for e in events if e["orderId"] in held_ids]
+    for worker in (json_worker, text_worker):
+        for name in HELD:
+            await asyncio.to_thread(worker.wait_for_log, re.escape(order_id(name)), 20)
+
     # The CLI as an operator runs it, with the worker's environment (the secret's variable set)
     # and a config file whose broker URL carries a password.
     config_file = tmp_path_factory.mktemp("config") / "worker.yaml"
@@ -699,11 +766,17 @@ async def test_no_secret_in_the_json_log(secrets_run: SecretsRun) -> None:
     # Every logged line is JSON (faust's tables are multi-line messages inside one object).
     assert len(parsed) == len(lines), [ln for ln in lines if not ln.startswith("{")][:5]
     outcomes = [p for p in parsed if p["message"].startswith("outcome ")]
-    assert {o["order"] for o in outcomes} == {order_id("s-bearer"), order_id("s-basic")}
+    # The echoing tenants end in a Warning; the held ones (answered once released) succeed.
+    expected = {
+        order_id("s-bearer"): "Warning",
+        order_id("s-basic"): "Warning",
+        **{order_id(name): "Success" for name in HELD},
+    }
+    assert {o["order"]: o["status"] for o in outcomes} == expected
+    assert len(outcomes) == len(expected)
     for outcome in outcomes:
         assert outcome["level"] == "info"
         assert {"tenant", "step", "status", "attempts", "duration_ms"} <= set(outcome)
-        assert outcome["status"] == "Warning"
     attempts = [p for p in parsed if p["message"].startswith("webhook attempt ")]
     assert attempts and {a["level"] for a in attempts} == {"debug"}
     assert any("HTTP 500" in a["message"] for a in attempts)  # the failing call was logged
@@ -720,11 +793,34 @@ async def test_no_secret_in_the_text_log(secrets_run: SecretsRun) -> None:
 
 
 async def test_no_secret_in_metrics_or_stats(secrets_run: SecretsRun) -> None:
-    for where, body in secrets_run.pages.items():
+    run = secrets_run
+    assert len(run.pages) == len(run.held_pages) == 4
+    for where, body in {**run.pages, **run.held_pages}.items():
         assert body, where
         assert_no_secret(body, where)
-    assert "returnhook_outcomes_total" in secrets_run.pages["json /metrics"]
-    assert "uncommitted_events" in secrets_run.pages["text /returnhook/stats/"]
+    assert "returnhook_outcomes_total" in run.pages["json /metrics"]
+    assert "uncommitted_events" in run.pages["text /returnhook/stats/"]
+    # The held scrapes saw the calls in flight, per host: the series a leak would be in.
+    origin = f"http://127.0.0.1:{run.receiver.port}"
+    for label in run.ports:
+        scraped = samples(run.held_pages[f"{label} /metrics (calls in flight)"])
+        assert scraped["returnhook_calls_in_flight"][()] == len(HELD), label
+        by_host = by_label(scraped, "returnhook_calls_in_flight_by_host", "host")
+        assert by_host == {origin: len(HELD)}, (label, by_host)
+        stats = orjson.loads(run.held_pages[f"{label} /returnhook/stats/ (calls in flight)"])
+        assert stats["calls_running"] == len(HELD), (label, stats)
+        assert stats["calls_running_by_host"] == {origin: len(HELD)}, (label, stats)
+    # The calls carried the credentials, and were answered once released.
+    held = run.receiver.requests_for("/held")
+    assert len(held) == 2 * len(HELD) and {r.status for r in held} == {200}
+    assert {r.header("Authorization") for r in held} == {
+        f"Basic {URL_PAIR}",
+        f"Bearer {BEARER_TOKEN}",
+    }
+    assert {r.header("X-Partner-Ref") for r in held} == {PARTNER_REF, None}
+    assert {r.header("X-Api-Key") for r in held} == {API_KEY, None}
+    statuses = Counter((e["tenantId"], e["actionStatus"]) for e in run.held_events)
+    assert statuses == {(tenant(name), "Success"): 2 for name in HELD}
 
 
 async def test_no_secret_in_config_show(secrets_run: SecretsRun) -> None:

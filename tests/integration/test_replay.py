@@ -193,6 +193,7 @@ class Story:
     dry_run: CliRun | None = None
     requests_after_dry_run: int = 0
     by_tenant: CliRun | None = None
+    requests_after_by_tenant: int = 0
     by_order: CliRun | None = None
     patches: list[ConsumerRecord] = field(default_factory=list)
     events: list[ConsumerRecord] = field(default_factory=list)
@@ -298,6 +299,7 @@ async def story(
     run.dry_run = await replay_cli(topics, *window, "--dry-run")
     run.requests_after_dry_run = len(receiver.requests)
     run.by_tenant = await replay_cli(topics, *window, "--tenant", TENANT_A)
+    run.requests_after_by_tenant = len(receiver.requests)
     run.by_order = await replay_cli(topics, *window, "--order", WINDOW_A[1], "--order", oid("b1"))
     run.committed_after = await committed_offsets(bootstrap, group, input_topic, PARTITIONS)
     # Originals: every event has an outcome; replays: 3 + 2. Each outcome here comes with a patch.
@@ -362,22 +364,36 @@ async def test_replayed_calls_carry_new_idempotency_keys(story: Story) -> None:
 
 async def test_replayed_records_carry_the_replay_id_and_the_header(story: Story) -> None:
     assert story.by_tenant is not None and story.by_order is not None
-    rids = {story.by_tenant.replay_id, story.by_order.replay_id}
+    by_tenant, by_order = story.by_tenant.replay_id, story.by_order.replay_id
     original_ids = {v["id"] for v in values(story.events) + values(story.patches)}
-    for record in story.events + story.patches:
-        value = orjson.loads(record.value)
-        assert header(record) == value.get("replayId"), value
-        assert value.get("replayId") in rids | {None}
-        if value.get("replayId"):
-            assert value["id"] not in original_ids
-            assert record.key == value["orderId"].encode()
+    # Per replay id (in the value and in the header alike), how many events and patches.
+    found: dict[tuple[str | None, str | None], list[str]] = {}
+    for topic, records in (("events", story.events), ("patches", story.patches)):
+        for record in records:
+            value = orjson.loads(record.value)
+            assert header(record) == value.get("replayId"), value
+            found.setdefault((value.get("replayId"), header(record)), []).append(topic)
+            if value.get("replayId"):
+                assert value["id"] not in original_ids
+                assert record.key == value["orderId"].encode()
+    originals = len(BEFORE) + len(WINDOW_A) + len(WINDOW_B) + len(AFTER)
+    assert {key: sorted(topics) for key, topics in found.items()} == {
+        (None, None): ["events"] * originals + ["patches"] * originals,
+        (by_tenant, by_tenant): ["events"] * len(WINDOW_A) + ["patches"] * len(WINDOW_A),
+        (by_order, by_order): ["events"] * 2 + ["patches"] * 2,
+    }
     assert story.dead_letters == []
 
 
 async def test_other_tenants_and_times_outside_the_window_are_not_replayed(story: Story) -> None:
-    requests = story.requests_of(story.by_tenant)
-    called = {r.json()["Value"]["id"] for r in requests}
-    assert not called & set(BEFORE + AFTER + WINDOW_B + [SHIPPED])
+    # Every request the receiver got while `replay --tenant A` ran, whatever its key: a call
+    # for the Shipped order would have an event id (and so a key) of its own.
+    requests = story.receiver.requests[
+        story.requests_after_dry_run : story.requests_after_by_tenant
+    ]
+    called = [r.json()["Value"]["id"] for r in requests]
+    assert not set(called) & set(BEFORE + AFTER + WINDOW_B + [SHIPPED]), called
+    assert sorted(called) == sorted(WINDOW_A)
     run = story.by_tenant
     assert run is not None
     # Read: 1 Shipped event and B's event skipped as filtered or not a return.

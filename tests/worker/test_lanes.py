@@ -1,5 +1,6 @@
 import asyncio
 import random
+import time
 
 import pytest
 
@@ -126,16 +127,23 @@ async def test_an_exception_is_reported_and_never_acknowledged() -> None:
     async def boom() -> None:
         raise RuntimeError("boom")
 
-    async def ok() -> None:
-        return None
+    ran: list[int] = []
+
+    def ok_at(offset: int):
+        async def ok() -> None:
+            ran.append(offset)
+
+        return ok
 
     await lanes.submit(job("p0", 0, "a", boom))
-    await lanes.submit(job("p0", 1, "b", ok))
-    await lanes.submit(job("p0", 2, "a", ok))  # behind the failed one in its lane: never runs
+    await lanes.submit(job("p0", 1, "b", ok_at(1)))
+    await lanes.submit(job("p0", 2, "a", ok_at(2)))  # behind the failed one in its lane
     await asyncio.sleep(0.05)
     assert [str(e) for e in rec.errors] == ["boom"]
     assert isinstance(lanes.failed, RuntimeError)
+    assert ran == [1]  # the other lane ran; the failed lane started nothing after offset 0
     assert rec.acked == []  # offset 1 finished but may not pass the failed offset 0
+    assert lanes.stats()["uncommitted_events"] == 3
 
 
 async def test_drain_lets_quick_calls_finish_and_cancels_the_rest_unacknowledged() -> None:
@@ -283,14 +291,25 @@ async def test_stats_report_active_orders_and_oldest_age() -> None:
     async def blocked() -> None:
         await release.wait()
 
+    before_first = time.monotonic()
     await lanes.submit(job("p0", 0, "a", blocked))
+    after_first = time.monotonic()
+    await asyncio.sleep(0.05)
+    # Younger events, one heading a partition of its own: the age is the oldest one's.
     await lanes.submit(job("p0", 1, "a", blocked))
-    await lanes.submit(job("p0", 2, "b", blocked))
+    await lanes.submit(job("p1", 0, "b", blocked))
     await asyncio.sleep(0.03)
+    before_stats = time.monotonic()
     stats = lanes.stats()
+    after_stats = time.monotonic()
     assert stats["orders_active"] == 2
     assert stats["uncommitted_events"] == 3
-    assert stats["oldest_unfinished_age_s"] >= 0.02
+    # Between the least and the most the first event can have aged; 1 ms for the rounding.
+    assert (
+        before_stats - after_first - 0.001
+        <= stats["oldest_unfinished_age_s"]
+        <= after_stats - before_first + 0.001
+    ), stats
     release.set()
     await settle(lanes)
     assert lanes.stats()["orders_active"] == 0
