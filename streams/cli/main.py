@@ -15,6 +15,7 @@ from rich.table import Table
 from models.settings import TenantSettings
 from streams.cli.broker_choice import broker_or_embedded
 from streams.cli.replay import replay
+from streams.cli.schemas import schemas
 from streams.core.response import describe
 from streams.kafka.settings_file import SettingsFileError, load_settings_file, publish_settings
 from streams.kafka.settings_reader import read_settings_topic
@@ -285,6 +286,7 @@ def demo_receiver(
 
 
 app.command("replay")(replay)
+app.command("schemas")(schemas)
 
 
 def main() -> None:

@@ -177,6 +177,8 @@ class Replay:
                 "events": self.catalog.events,
                 "deadLetters": self.catalog.dead_letters,
             }
+            if self.request.config.attempt_log:
+                roles["attempts"] = self.catalog.attempts
         missing = [
             f"{spec.name} ({role})" for role, spec in roles.items() if spec.name not in existing
         ]
@@ -421,6 +423,7 @@ class Replay:
             max_attempts=client.max_attempts,
             user_agent=config.user_agent,
             replay_id=self.request.replay_id,
+            attempt_log=config.attempt_log,
         )
         lanes = KeyedLanes(window=config.max_uncommitted, ack=self._ack, on_error=self._on_error)
         self._producer, self._client, self._lanes = producer, client, lanes
@@ -532,10 +535,13 @@ class Replay:
         """Sends every record, then waits until the broker acknowledged each of them."""
         assert self._producer is not None
         pending = []
+        topics = {
+            "patches": self.catalog.patches.name,
+            "events": self.catalog.events.name,
+            "attempts": self.catalog.attempts.name,
+        }
         for output in outputs:
-            topic = (
-                self.catalog.patches.name if output.role == "patches" else self.catalog.events.name
-            )
+            topic = topics[output.role]
             value = orjson.dumps(output.record.model_dump(mode="json", by_alias=True))
             pending.append(
                 await self._producer.send(
@@ -548,7 +554,7 @@ class Replay:
             record = output.record
             if isinstance(record, OrderEventRecord):
                 self.stats.outcomes[(record.tenant_id, record.action_status)] += 1
-            else:
+            elif output.role == "patches":
                 self.stats.patches += 1
 
     async def _dead_letter(self, record: ConsumerRecord, rejected: Rejected, tenant: str) -> None:
