@@ -123,7 +123,9 @@ def list_command(
     bootstrap, catalog, wanted = _setup(broker, topics_file, reason, tenant, from_, to, dead_letter)
     entries = _load(bootstrap, catalog, wanted, connect_timeout)
     out = console()
-    table = Table("when (UTC)", "reason", "tenant", "source", "dead letter", "redriven", "error")
+    table = Table(
+        "when (UTC)", "reason", "tenant", "source", "dead letter", "redrive of", "redriven", "error"
+    )
     for entry in entries:
         dead = entry.record
         redriven = "-"
@@ -131,15 +133,15 @@ def list_command(
             marker = entry.redriven
             at = f"p{marker.get('partition')}@{marker.get('offset')}"
             redriven = f"{marker.get('redrivenAt', '?')} → {at}"
-        came_from = f" (redrive of {entry.came_from})" if entry.came_from else ""
         table.add_row(
             entry.when,
             dead.reason,
             entry.tenant or "?",
             f"{dead.topic}[{dead.partition}]@{dead.offset}",
             entry.ref,
+            entry.came_from or "-",
             redriven,
-            escape(_short(dead.error) + came_from),
+            escape(_short(dead.error)),
         )
     out.print(table)
     out.print(f"{len(entries)} dead letter(s)", markup=False)
@@ -199,6 +201,6 @@ def redrive_command(
         raise typer.Exit(code=1)
 
 
-def _short(text: str, limit: int = 70) -> str:
+def _short(text: str, limit: int = 60) -> str:
     line = " ".join(text.split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
