@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from models.delivery import ErrorClass
 from models.webhook import ActionStatus
 
 
@@ -21,6 +22,9 @@ class StepRef(Record):
 
 
 class OrderPatchRecord(Record):
+    """What to change on the order after one step, keyed by order id. ``id`` is stable for a
+    redelivered input: deduplicate on it."""
+
     id: str
     tenant_id: str
     order_id: str
@@ -33,6 +37,9 @@ class OrderPatchRecord(Record):
 
 
 class OrderEventRecord(Record):
+    """The outcome of one step (Success, Warning, Error), keyed by order id. ``id`` is stable
+    for a redelivered input: deduplicate on it."""
+
     id: str
     tenant_id: str
     order_id: str
@@ -52,6 +59,9 @@ class OrderEventRecord(Record):
 
 
 class DeadLetterRecord(Record):
+    """An input record that could not be processed, keyed by the input's key: the reason, and
+    the original key, value (base64) and headers (text, or ``base64:…``) whole."""
+
     reason: str
     error: str
     topic: str
@@ -60,3 +70,31 @@ class DeadLetterRecord(Record):
     key: str | None = None
     value: str
     headers: dict[str, str] = Field(default_factory=dict)
+
+
+class AttemptRecord(Record):
+    """One HTTP attempt of one step, keyed by order id.
+
+    ``httpStatus`` is set when the webhook answered; ``errorClass`` when the answer was missing
+    or unusable (a 2xx whose body is not JSON has both). ``retryAt`` is when the next attempt is
+    due, absent on the last one. ``host`` is the origin (scheme://host:port): no credentials,
+    path or query ever appear in it.
+    """
+
+    id: str
+    delivery_id: str
+    idempotency_key: str
+    tenant_id: str
+    order_id: str
+    source_event_id: str
+    step: StepRef
+    attempt: int
+    max_attempts: int
+    started_at: str
+    duration_ms: int
+    http_status: int | None = None
+    error_class: ErrorClass | None = None
+    error: str | None = None
+    retry_at: str | None = None
+    host: str
+    replay_id: str | None = None

@@ -14,7 +14,9 @@ from rich.table import Table
 
 from models.settings import TenantSettings
 from streams.cli.broker_choice import broker_or_embedded
+from streams.cli.dead_letters import dead_letters_app
 from streams.cli.replay import replay
+from streams.cli.schemas import schemas
 from streams.core.response import describe
 from streams.kafka.settings_file import SettingsFileError, load_settings_file, publish_settings
 from streams.kafka.settings_reader import read_settings_topic
@@ -285,6 +287,8 @@ def demo_receiver(
 
 
 app.command("replay")(replay)
+app.command("schemas")(schemas)
+app.add_typer(dead_letters_app, name="dead-letters")
 
 
 def main() -> None:

@@ -70,6 +70,13 @@ def replay(
         bool,
         typer.Option("--dry-run", help="print what would run; call nothing, produce nothing"),
     ] = False,
+    failed: Annotated[
+        bool,
+        typer.Option(
+            "--failed",
+            help="only events whose latest order-event since --from is Warning or Error",
+        ),
+    ] = False,
     broker: Annotated[
         str | None,
         typer.Option("--broker", envvar="RETURNHOOK_BROKER", help="Kafka bootstrap host:port[,…]"),
@@ -124,6 +131,7 @@ def replay(
         tenants=frozenset(tenant or ()),
         orders=frozenset(order or ()),
         dry_run=dry_run,
+        failed_only=failed,
         connect_timeout_s=connect_timeout,
     )
     try:
@@ -165,6 +173,13 @@ def _print_header(out: Console, request: ReplayRequest, stats: ReplayStats) -> N
     out.print(f"tenants: {tenants}; orders: {orders}", markup=False, soft_wrap=True)
     starts = ", ".join(f"p{p}@{start}" for p, (start, _) in sorted(stats.ranges.items()))
     out.print(f"start offsets: {starts}", markup=False, soft_wrap=True)
+    if stats.failed_found is not None:
+        out.print(
+            f"failed only: {stats.failed_found} input event(s) whose latest outcome on "
+            f"{request.catalog.events.name} since --from is Warning or Error",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def _run_with_progress(
@@ -232,7 +247,8 @@ def _skipped_text(stats: ReplayStats) -> str:
         (stats.outside_window, "outside the window"),
         (stats.not_returns, "not a return status"),
         (stats.filtered, "other tenants/orders"),
-        (stats.unattributed, "unreadable (not matched to --tenant/--order)"),
+        (stats.unattributed, "unreadable (not matched to --tenant/--order/--failed)"),
+        (stats.not_failed, "not failed (--failed)"),
     ]
     return ", ".join(f"{n} {what}" for n, what in parts if n) or "none"
 

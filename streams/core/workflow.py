@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from models.delivery import Delivery
 from models.order import OrderView
-from models.records import OrderEventRecord, OrderPatchRecord, StepRef
+from models.records import AttemptRecord, OrderEventRecord, OrderPatchRecord, StepRef
 from models.settings import TenantSettings, WorkflowStep
 from streams.core.decoder import Accepted
 from streams.core.identity import created_at, delivery_id, record_id, source_event_id
@@ -39,9 +39,10 @@ class Source(BaseModel):
 
 
 class Output(BaseModel):
-    role: Literal["patches", "events"]
+    role: Literal["patches", "events", "attempts"]
+    """The topic role (topics.yaml) the record goes to."""
     key: str
-    record: OrderPatchRecord | OrderEventRecord
+    record: OrderPatchRecord | OrderEventRecord | AttemptRecord
 
 
 class WorkflowOptions(BaseModel):
@@ -49,6 +50,8 @@ class WorkflowOptions(BaseModel):
     max_attempts: int = 4
     user_agent: str = DEFAULT_USER_AGENT
     replay_id: str | None = None
+    attempt_log: bool = True
+    """One record per HTTP attempt on the attempts topic (RETURNHOOK_ATTEMPT_LOG)."""
 
 
 async def run_workflow(
@@ -83,6 +86,7 @@ async def run_workflow(
             await _wait_until_saved(event.timestamp, source.timestamp_ms, sleep, clock)
         endpoint = resolve_endpoint(step, settings.connectors, view)
         delivery: Delivery | None = None
+        request: WebhookRequest | None = None
         if endpoint is not None:
             try:
                 request = build_request(
@@ -122,6 +126,11 @@ async def run_workflow(
             "created_at": occurred,
             "replay_id": options.replay_id,
         }
+        if options.attempt_log and delivery is not None and request is not None:
+            outputs.extend(
+                Output(role="attempts", key=accepted.order_id, record=record)
+                for record in attempt_records(delivery, request, common)
+            )
         if outcome.patch:
             patch_record = OrderPatchRecord(
                 id=record_id(delivery_key, "patch"),
@@ -155,6 +164,36 @@ def _event_record(
         duration_ms=delivery.duration_ms if delivery else 0,
         **common,
     )
+
+
+def attempt_records(
+    delivery: Delivery, request: WebhookRequest, common: dict[str, Any]
+) -> list[AttemptRecord]:
+    """The attempt log of one delivery: ids from the delivery id and the attempt number, so a
+    redelivered input gives the same ids for the same attempts."""
+    return [
+        AttemptRecord(
+            id=record_id(request.delivery_id, f"attempt-{result.attempt}"),
+            delivery_id=request.delivery_id,
+            idempotency_key=request.headers.get("Idempotency-Key", request.delivery_id),
+            attempt=result.attempt,
+            max_attempts=request.max_attempts,
+            started_at=_iso(result.started_at),
+            duration_ms=result.duration_ms,
+            http_status=result.http_status,
+            error_class=result.error_class,
+            error=result.error,
+            retry_at=_iso(result.retry_at) if result.retry_at is not None else None,
+            host=request.origin,
+            **{k: v for k, v in common.items() if k != "created_at"},
+        )
+        for result in delivery.attempt_log
+    ]
+
+
+def _iso(seconds: float) -> str:
+    moment = datetime.fromtimestamp(seconds, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 async def _wait_until_saved(

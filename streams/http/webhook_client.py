@@ -13,8 +13,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
+import orjson
 
-from models.delivery import Delivery
+from models.delivery import AttemptResult, Delivery, ErrorClass
 from streams.core.request import WebhookRequest
 from streams.core.response import parse_response
 from streams.http.egress import EgressPolicy, EgressRefused, GuardedResolver, check_literal
@@ -99,27 +100,57 @@ class WebhookClient:
         await self.close()
 
     async def deliver(self, request: WebhookRequest) -> Delivery:
-        """Posts until a final answer or the attempts run out; never raises for HTTP trouble."""
+        """Posts until a final answer or the attempts run out; never raises for HTTP trouble.
+
+        Every attempt is described in ``Delivery.attempt_log`` (the attempts topic's source):
+        the client records, the worker produces, so the outputs of one event go out together.
+        """
         if self._session is None:
             await self.start()
         started = time.monotonic()
         attempts = min(request.max_attempts, self.max_attempts)
         last_status: int | None = None
         reason = "not attempted"
+        log: list[AttemptResult] = []
         for attempt in range(1, attempts + 1):
+            began, clock_began = time.monotonic(), self._clock()
             try:
-                status, body, error = await self._attempt(request, attempt)
+                status, body, error, error_class = await self._attempt(request, attempt)
             except (EgressRefused, UnusableUrl) as exc:
+                log.append(
+                    AttemptResult(
+                        attempt=attempt,
+                        started_at=clock_began,
+                        duration_ms=_ms_since(began),
+                        error_class="egress_refused"
+                        if isinstance(exc, EgressRefused)
+                        else "unusable_url",
+                        error=str(exc),
+                    )
+                )
                 return Delivery(
                     ok=False,
                     attempts=attempt,
                     duration_ms=_ms_since(started),
                     reason=f"{exc} (not retried)",
+                    attempt_log=log,
                 )
+            result = AttemptResult(
+                attempt=attempt,
+                started_at=clock_began,
+                duration_ms=_ms_since(began),
+                http_status=status,
+                error_class=error_class,
+                error=error,
+            )
+            log.append(result)
             last_status = status
             if status is not None and 200 <= status < 300:
                 parsed = parse_response(body) if error is None else error
                 ok = not isinstance(parsed, str)
+                if not ok and result.error_class is None:
+                    result.error_class = "bad_response" if _is_json(body) else "body_not_json"
+                    result.error = str(parsed)
                 return Delivery(
                     ok=ok,
                     attempts=attempt,
@@ -127,6 +158,7 @@ class WebhookClient:
                     duration_ms=_ms_since(started),
                     result=parsed if ok else None,
                     reason=None if ok else parsed,
+                    attempt_log=log,
                 )
             reason = error or f"the webhook answered HTTP {status}"
             if status in FINAL_STATUSES:
@@ -136,21 +168,25 @@ class WebhookClient:
                     http_status=status,
                     duration_ms=_ms_since(started),
                     reason=f"{reason} (not retried)",
+                    attempt_log=log,
                 )
             if attempt < attempts:
-                await self._sleep(self.retry_delays[attempt - 1])
+                delay = self.retry_delays[attempt - 1]
+                result.retry_at = self._clock() + delay
+                await self._sleep(delay)
         return Delivery(
             ok=False,
             attempts=attempts,
             http_status=last_status,
             duration_ms=_ms_since(started),
             reason=f"{reason} on attempt {attempts} of {attempts}; giving up",
+            attempt_log=log,
         )
 
     async def _attempt(
         self, request: WebhookRequest, attempt: int
-    ) -> tuple[int | None, bytes, str | None]:
-        """One POST: (status, body, error); error set when there is no usable answer."""
+    ) -> tuple[int | None, bytes, str | None, ErrorClass | None]:
+        """One POST: (status, body, error, error class); error set when no usable answer."""
         origin = request.origin
         host_slots = self._host_slots.get(origin)
         if host_slots is None:
@@ -159,14 +195,14 @@ class WebhookClient:
             self.running[origin] = self.running.get(origin, 0) + 1
             started = time.monotonic()
             try:
-                status, body, error = await self._post(request, attempt)
+                status, body, error, error_class = await self._post(request, attempt)
             finally:
                 self.running[origin] -= 1
                 if not self.running[origin]:
                     del self.running[origin]
         if self._on_attempt is not None:
             self._on_attempt(request.tenant_id, attempt, status, error, time.monotonic() - started)
-        return status, body, error
+        return status, body, error, error_class
 
     @property
     def calls_running(self) -> int:
@@ -174,7 +210,7 @@ class WebhookClient:
 
     async def _post(
         self, request: WebhookRequest, attempt: int
-    ) -> tuple[int | None, bytes, str | None]:
+    ) -> tuple[int | None, bytes, str | None, ErrorClass | None]:
         assert self._session is not None
         if self.egress is not None:
             check_literal(self.egress, request.hostname)
@@ -195,9 +231,10 @@ class WebhookClient:
                     body = await self._read_capped(response) if 200 <= status < 300 else b""
         except TimeoutError:
             error = f"no answer within {request.timeout_s:g} s"
-            status, body = None, b""
+            status, body, error_class = None, b"", "timeout"
         except ResponseTooLarge:
-            return status, b"", f"the answer is larger than {self.max_response_bytes} bytes"
+            too_large = f"the answer is larger than {self.max_response_bytes} bytes"
+            return status, b"", too_large, "response_too_large"
         except aiohttp.InvalidURL as exc:
             raise UnusableUrl(f"the client cannot use the URL ({exc})") from None
         except aiohttp.ClientError as exc:
@@ -205,9 +242,9 @@ class WebhookClient:
             if refused is not None:
                 raise refused from None
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            status, body = None, b""
+            status, body, error_class = None, b"", _connection_error_class(exc)
         else:
-            error = None
+            error, error_class = None, None
         log.debug(
             "webhook attempt %d/%d to %s: %s",
             attempt,
@@ -216,7 +253,7 @@ class WebhookClient:
             error or f"HTTP {status}",
             extra={"delivery_id": request.delivery_id},
         )
-        return status, body, error
+        return status, body, error, error_class
 
     async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
         """Reads no more than the cap: a hostile endpoint must not fill our memory."""
@@ -235,6 +272,24 @@ class WebhookClient:
 
 def _ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
+
+
+def _is_json(body: bytes) -> bool:
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+def _connection_error_class(exc: aiohttp.ClientError) -> ErrorClass:
+    """``connection_refused`` when nothing listens there; any other transport trouble is
+    ``connection_error`` (reset, dropped, DNS, TLS)."""
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(
+        exc.os_error, ConnectionRefusedError
+    ):
+        return "connection_refused"
+    return "connection_error"
 
 
 def _egress_cause(exc: BaseException) -> EgressRefused | None:

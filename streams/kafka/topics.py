@@ -49,6 +49,27 @@ class TopicSpec(BaseModel):
     configs: dict[str, ConfigValue] = Field(default_factory=dict)
 
 
+# Roles added after the first release: a topics file without them still loads, with these.
+OPTIONAL_ROLES: dict[str, dict[str, Any]] = {
+    "attempts": {"name": "returnhook-attempts", "configs": {"retention.ms": "604800000"}},
+    "redrives": {
+        "name": "returnhook-redrives",
+        "partitions": 1,
+        "configs": {"cleanup.policy": "compact"},
+    },
+}
+
+
+def _optional_spec(role: str) -> TopicSpec:
+    entry = OPTIONAL_ROLES[role]
+    return TopicSpec(
+        name=entry["name"],
+        partitions=entry.get("partitions", 12),
+        replication_factor=1,
+        configs=entry["configs"],
+    )
+
+
 class TopicCatalog(BaseModel):
     """All of returnhook's topics by role; role names are the `topics:` keys of the YAML file."""
 
@@ -59,6 +80,10 @@ class TopicCatalog(BaseModel):
     patches: TopicSpec
     events: TopicSpec
     dead_letters: TopicSpec = Field(alias="deadLetters")
+    attempts: TopicSpec = Field(default_factory=lambda: _optional_spec("attempts"))
+    """One record per HTTP attempt (the attempt log), keyed by order id."""
+    redrives: TopicSpec = Field(default_factory=lambda: _optional_spec("redrives"))
+    """Compacted: which dead letters `returnhook dead-letters redrive` has put back, and where."""
 
     def all(self) -> list[TopicSpec]:
         """Every topic, in role order, for code that must treat them alike (creation, checks)."""
@@ -99,6 +124,8 @@ class _FileTopics(BaseModel):
     patches: _FileTopic
     events: _FileTopic
     dead_letters: _FileTopic = Field(alias="deadLetters")
+    attempts: _FileTopic | None = None
+    redrives: _FileTopic | None = None
 
 
 class _TopicsFile(BaseModel):
@@ -161,7 +188,9 @@ def _to_catalog(file: Path, parsed: _TopicsFile) -> TopicCatalog:
     problems: list[str] = []
     for field_name, field in _FileTopics.model_fields.items():
         role = field.alias or field_name
-        entry: _FileTopic = getattr(parsed.topics, field_name)
+        entry: _FileTopic | None = getattr(parsed.topics, field_name)
+        if entry is None:  # an optional role the file leaves out: its default entry
+            entry = _FileTopic.model_validate(OPTIONAL_ROLES[role])
         partitions = entry.partitions or parsed.defaults.partitions
         replication = entry.replication_factor or parsed.defaults.replication_factor
         if partitions is None:

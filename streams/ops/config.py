@@ -74,6 +74,9 @@ class WorkerConfig(BaseSettings):
     heartbeat_interval_s: float = Field(default=1.0, gt=0)
     rebalance_timeout_s: float = Field(default=6.0, gt=0)
     producer_linger_ms: int = Field(default=0, ge=0)
+    attempt_log: bool = Field(
+        default=True, description="one record per HTTP attempt on the attempts topic"
+    )
 
     @field_validator("retry_delays", mode="before")
     @classmethod

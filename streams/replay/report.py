@@ -27,6 +27,8 @@ class ReplayRequest:
     tenants: frozenset[str] = frozenset()
     orders: frozenset[str] = frozenset()
     dry_run: bool = False
+    failed_only: bool = False
+    """``--failed``: only input events whose latest order-event (per step) is Warning/Error."""
     connect_timeout_s: float = 10.0
     stall_timeout_s: float = 60.0
     """Give up when no record arrives and no partition advances for this long."""
@@ -50,6 +52,10 @@ class ReplayStats:
     """Return events of other tenants or orders than --tenant/--order asked for."""
     unattributed: int = 0
     """Unreadable records skipped because --tenant/--order were given (no tenant to match)."""
+    not_failed: int = 0
+    """With --failed: return events whose latest outcome was not Warning or Error."""
+    failed_found: int | None = None
+    """With --failed: input events found failed on the order-events topic since --from."""
     replayed: int = 0
     calls: int = 0
     failed_calls: int = 0

@@ -40,12 +40,14 @@ from models.delivery import Delivery
 from models.records import DeadLetterRecord, OrderEventRecord
 from models.settings import TenantSettings, WorkflowStep, expand_env
 from streams.core.decoder import Accepted, Ignored, Rejected, decode
+from streams.core.identity import source_event_id
 from streams.core.request import WebhookRequest
 from streams.core.resolution import resolve_endpoint, step_in_scope
 from streams.core.workflow import Output, Source, WorkflowOptions, run_workflow
 from streams.http.egress import EgressPolicy
 from streams.http.webhook_client import WebhookClient
 from streams.ops.redaction import mask_url
+from streams.replay.failed import FailedEvents
 from streams.replay.report import Progress, ReplayRequest, ReplayResult, ReplayStats, TenantPlan
 from streams.replay.window import format_time, to_ms
 from streams.worker.lanes import Job, KeyedLanes
@@ -96,6 +98,7 @@ class Replay:
         self._idle = asyncio.Event()
         self._failed = asyncio.Event()
         self._failure: BaseException | None = None
+        self._failed_sources: frozenset[tuple[str, str]] = frozenset()
 
     async def run(self) -> ReplayResult:
         started = time.monotonic()
@@ -114,6 +117,9 @@ class Replay:
             self._topics = await self._connect(consumer)
             self._settings = await self._read_settings(consumer)
             starts = await self._start_offsets(consumer)
+            if request.failed_only:
+                self._failed_sources = await self._read_failed(consumer)
+                self.stats.failed_found = len(self._failed_sources)
             if self._on_start is not None:
                 self._on_start(self.stats)
             if request.dry_run:
@@ -171,12 +177,16 @@ class Replay:
 
     def _check_topics(self, existing: Mapping[str, list[int]]) -> None:
         roles = {"input": self.catalog.input, "settings": self.catalog.settings}
+        if self.request.failed_only:
+            roles["events"] = self.catalog.events
         if not self.request.dry_run:
             roles |= {
                 "patches": self.catalog.patches,
                 "events": self.catalog.events,
                 "deadLetters": self.catalog.dead_letters,
             }
+            if self.request.config.attempt_log:
+                roles["attempts"] = self.catalog.attempts
         missing = [
             f"{spec.name} ({role})" for role, spec in roles.items() if spec.name not in existing
         ]
@@ -207,6 +217,30 @@ class Replay:
         for tp, offset in starts.items():
             self.stats.ranges[tp.partition] = (offset, None)
         return starts
+
+    async def _read_failed(self, consumer: AIOKafkaConsumer) -> frozenset[tuple[str, str]]:
+        """``--failed``: the order-events from ``--from`` to where the topic ends now.
+
+        Not cut at ``--to``: an event's outcome is written after the event (retries take
+        time), and a later replay's outcome must count as the latest.
+        """
+        tps = self._partitions(self.catalog.events.name)
+        consumer.assign(tps)
+        found = await self._bounded(
+            consumer.offsets_for_times(dict.fromkeys(tps, self._start_ms)), "offsets by time"
+        )
+        starts = {
+            tp: hit.offset
+            for tp, hit in found.items()
+            if hit is not None and hit.timestamp is not None and hit.timestamp >= 0
+        }
+        failed = FailedEvents()
+
+        async def keep(record: ConsumerRecord) -> None:
+            failed.add(record.value)
+
+        await self._read_ranges(consumer, starts, keep)
+        return failed.sources()
 
     async def _bounded(self, call: Awaitable[T], what: str) -> T:
         """A ListOffsets call that cannot hang (aiokafka retries a missing leader forever)."""
@@ -333,13 +367,20 @@ class Replay:
             stats.not_returns += 1
             return None
         if isinstance(decoded, Rejected):
-            if self.request.filtering:
+            if self.request.filtering or self.request.failed_only:
                 stats.unattributed += 1
                 return None
             return decoded
         if not self._wanted(decoded):
             stats.filtered += 1
             return None
+        if self.request.failed_only:
+            source = source_event_id(
+                decoded.event.event_id, record.topic, record.partition, record.offset
+            )
+            if (decoded.event.tenant_id, source) not in self._failed_sources:
+                stats.not_failed += 1
+                return None
         return decoded
 
     def _wanted(self, accepted: Accepted) -> bool:
@@ -421,6 +462,7 @@ class Replay:
             max_attempts=client.max_attempts,
             user_agent=config.user_agent,
             replay_id=self.request.replay_id,
+            attempt_log=config.attempt_log,
         )
         lanes = KeyedLanes(window=config.max_uncommitted, ack=self._ack, on_error=self._on_error)
         self._producer, self._client, self._lanes = producer, client, lanes
@@ -532,10 +574,13 @@ class Replay:
         """Sends every record, then waits until the broker acknowledged each of them."""
         assert self._producer is not None
         pending = []
+        topics = {
+            "patches": self.catalog.patches.name,
+            "events": self.catalog.events.name,
+            "attempts": self.catalog.attempts.name,
+        }
         for output in outputs:
-            topic = (
-                self.catalog.patches.name if output.role == "patches" else self.catalog.events.name
-            )
+            topic = topics[output.role]
             value = orjson.dumps(output.record.model_dump(mode="json", by_alias=True))
             pending.append(
                 await self._producer.send(
@@ -548,7 +593,7 @@ class Replay:
             record = output.record
             if isinstance(record, OrderEventRecord):
                 self.stats.outcomes[(record.tenant_id, record.action_status)] += 1
-            else:
+            elif output.role == "patches":
                 self.stats.patches += 1
 
     async def _dead_letter(self, record: ConsumerRecord, rejected: Rejected, tenant: str) -> None:

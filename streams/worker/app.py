@@ -146,6 +146,11 @@ class Returnhook:
         self.patches_topic = _raw_topic(self.app, catalog.patches.name)
         self.events_topic = _raw_topic(self.app, catalog.events.name)
         self.dead_letters_topic = _raw_topic(self.app, catalog.dead_letters.name)
+        self._output_topics = {
+            "patches": catalog.patches.name,
+            "events": catalog.events.name,
+            "attempts": catalog.attempts.name,
+        }
         settings_topic = _raw_topic(self.app, catalog.settings.name, catalog.settings.partitions)
         self.settings_table = self.app.tables.add(
             SettingsTable(
@@ -174,7 +179,10 @@ class Returnhook:
             egress=EgressPolicy(config.egress_allow),
         )
         self.options = WorkflowOptions(
-            env=self.env, max_attempts=self.client.max_attempts, user_agent=config.user_agent
+            env=self.env,
+            max_attempts=self.client.max_attempts,
+            user_agent=config.user_agent,
+            attempt_log=config.attempt_log,
         )
         self.lanes = KeyedLanes(window=config.max_uncommitted, ack=self._ack, on_error=self._crash)
         self._drain_task: asyncio.Future[None] | None = None
@@ -371,13 +379,9 @@ class Returnhook:
         producer = self.app.producer
         pending = []
         for output in outputs:
-            topic = self.patches_topic if output.role == "patches" else self.events_topic
+            topic = self._output_topics[output.role]
             value = orjson.dumps(output.record.model_dump(mode="json", by_alias=True))
-            pending.append(
-                await producer.send(
-                    topic.get_topic_name(), output.key.encode(), value, None, None, None
-                )
-            )
+            pending.append(await producer.send(topic, output.key.encode(), value, None, None, None))
         for future in pending:
             await future
         for output in outputs:

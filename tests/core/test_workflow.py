@@ -754,3 +754,82 @@ async def test_a_patch_the_next_step_cannot_read_is_a_failed_delivery_not_a_cras
     assert first.action_status == "Warning"
     assert first.error_reason is not None and "orderPatch.errors.0.key" in first.error_reason
     assert second.action_status == "Success"
+
+
+# the attempt log ------------------------------------------------------------------------------
+
+
+def _flapped() -> Delivery:
+    """500, then a dropped connection, then 200: what the client reports for a flapping host."""
+    from models.delivery import AttemptResult
+
+    t0 = TIMESTAMP_S + 60
+    return Delivery(
+        ok=True,
+        attempts=3,
+        http_status=200,
+        duration_ms=6_100,
+        result=PatchResult(),
+        attempt_log=[
+            AttemptResult(
+                attempt=1, started_at=t0, duration_ms=40, http_status=500, retry_at=t0 + 1.04
+            ),
+            AttemptResult(
+                attempt=2,
+                started_at=t0 + 1.04,
+                duration_ms=3,
+                error_class="connection_error",
+                error="ServerDisconnectedError",
+                retry_at=t0 + 6.043,
+            ),
+            AttemptResult(attempt=3, started_at=t0 + 6.043, duration_ms=20, http_status=200),
+        ],
+    )
+
+
+async def test_one_attempt_record_per_attempt_keyed_by_order() -> None:
+    from models.records import AttemptRecord
+
+    deliver, calls = _script(_flapped())
+    settings = _settings(_step(0, host="https://user:pw@hooks.example:8443/step0?token=abc"))
+    outputs = await _run(_accepted(), settings, deliver)
+    assert [o.role for o in outputs] == ["attempts"] * 3 + ["events"]
+    attempts = [o.record for o in outputs if isinstance(o.record, AttemptRecord)]
+    key = delivery_id("acme", "E-1", 0)
+    assert [(a.attempt, a.max_attempts, a.http_status, a.error_class) for a in attempts] == [
+        (1, 4, 500, None),
+        (2, 4, None, "connection_error"),
+        (3, 4, 200, None),
+    ]
+    first = attempts[0]
+    assert first.delivery_id == first.idempotency_key == key
+    assert calls[0].headers["Idempotency-Key"] == key
+    assert (first.tenant_id, first.order_id, first.source_event_id) == ("acme", "O-1", "E-1")
+    assert (first.step.index, first.step.name) == (0, STEP_NAME)
+    assert first.started_at == "2024-05-01T10:01:00.000Z"
+    assert first.retry_at == attempts[1].started_at == "2024-05-01T10:01:01.040Z"
+    assert attempts[2].retry_at is None
+    # The origin only: no user:password, path or query.
+    assert {a.host for a in attempts} == {"https://hooks.example:8443"}
+    assert [a.id for a in attempts] == [record_id(key, f"attempt-{n}") for n in (1, 2, 3)]
+    assert all(o.key == "O-1" for o in outputs)
+
+
+async def test_attempt_records_carry_the_replay_id_and_can_be_switched_off() -> None:
+    from models.records import AttemptRecord
+
+    deliver, _ = _script(_flapped(), _flapped())
+    replayed = await _run(
+        _accepted(), _settings(_step(0)), deliver, WorkflowOptions(replay_id="replay-1")
+    )
+    attempts = [o.record for o in replayed if isinstance(o.record, AttemptRecord)]
+    assert {a.replay_id for a in attempts} == {"replay-1"}
+    assert attempts[0].delivery_id == delivery_id("acme", "E-1", 0, "replay-1")
+    off = await _run(_accepted(), _settings(_step(0)), deliver, WorkflowOptions(attempt_log=False))
+    assert [o.role for o in off] == ["events"]
+
+
+async def test_no_attempt_records_when_nothing_was_sent() -> None:
+    deliver, calls = _script()
+    outputs = await _run(_accepted(), _settings(_step(0, host=None)), deliver)  # no connector
+    assert calls == [] and [o.role for o in outputs] == ["patches", "events"]  # error entry

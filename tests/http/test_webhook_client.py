@@ -162,3 +162,72 @@ async def test_per_host_limit_bounds_concurrency(receiver: RecordingReceiver) ->
     assert receiver.max_concurrent == 3
     assert peak == 3
     assert client.running == {}
+
+
+# --- the attempt log (Delivery.attempt_log) -------------------------------------------------
+
+
+class _Clock:
+    """A wall clock that moves only when the client sleeps, so due times are exact."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+async def test_every_attempt_is_logged_with_its_result_and_due_time(
+    receiver: RecordingReceiver,
+) -> None:
+    receiver.route("/flap", Reply(status=500), Reply(drop=True), Reply(status=200))
+    clock = _Clock()
+    async with WebhookClient(retry_delays=(1.0, 5.0, 15.0), sleep=clock.sleep, clock=clock) as c:
+        delivery = await c.deliver(request(receiver.url("/flap")))
+    assert delivery.ok and delivery.attempts == 3
+    log = delivery.attempt_log
+    assert [(a.attempt, a.http_status, a.error_class) for a in log] == [
+        (1, 500, None),
+        (2, None, "connection_error"),
+        (3, 200, None),
+    ]
+    assert [a.started_at - clock.now for a in log] == [-6.0, -5.0, 0.0]
+    assert [a.retry_at for a in log] == [log[1].started_at, log[2].started_at, None]
+    assert log[1].error and "ServerDisconnected" in log[1].error
+    assert all(a.duration_ms >= 0 for a in log)
+
+
+async def test_error_classes_say_what_went_wrong(receiver: RecordingReceiver) -> None:
+    receiver.route("/slow", Reply(delay=1.0))
+    receiver.route("/html", Reply(body=b"<html>oops</html>"))
+    receiver.route("/shape", Reply(body=[1, 2]))
+    receiver.route("/big", Reply(body={"orderPatch": {"name": "x" * 5000}}))
+    refused = f"http://127.0.0.1:{free_port()}/x"
+    async with fast_client(max_response_bytes=1000) as client:
+        one = client.deliver
+        slow = await one(request(receiver.url("/slow"), timeout_s=0.1, max_attempts=1))
+        html = await one(request(receiver.url("/html")))
+        shape = await one(request(receiver.url("/shape")))
+        big = await one(request(receiver.url("/big")))
+        nobody = await one(request(refused, max_attempts=2))
+    assert [a.error_class for a in slow.attempt_log] == ["timeout"]
+    assert [(a.http_status, a.error_class) for a in html.attempt_log] == [(200, "body_not_json")]
+    assert [(a.http_status, a.error_class) for a in shape.attempt_log] == [(200, "bad_response")]
+    assert [a.error_class for a in big.attempt_log] == ["response_too_large"]
+    assert [a.error_class for a in nobody.attempt_log] == ["connection_refused"] * 2
+    assert nobody.attempt_log[0].retry_at is not None and nobody.attempt_log[1].retry_at is None
+
+
+async def test_a_refused_target_is_one_logged_attempt() -> None:
+    from streams.http.egress import EgressPolicy
+
+    async with fast_client(egress=EgressPolicy(())) as client:
+        delivery = await client.deliver(request("http://127.0.0.1:9/x"))
+    [only] = delivery.attempt_log
+    assert only.error_class == "egress_refused" and only.retry_at is None
+    assert only.error and "127.0.0.1" in only.error

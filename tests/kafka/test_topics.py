@@ -13,7 +13,7 @@ from streams.kafka.topics import (
     resolve_topics_path,
 )
 
-ROLES = ["input", "settings", "patches", "events", "deadLetters"]
+ROLES = ["input", "settings", "patches", "events", "deadLetters", "attempts", "redrives"]
 
 
 def write(path: Path, text: str) -> Path:
@@ -61,6 +61,8 @@ def test_repo_file_applies_defaults_and_keeps_overrides() -> None:
         "order-patches",
         "order-events",
         "returnhook-dead-letters",
+        "returnhook-attempts",
+        "returnhook-redrives",
     ]
 
 
@@ -169,3 +171,13 @@ def test_catalog_accepts_python_and_yaml_role_names() -> None:
     )
     assert by_field == by_alias
     assert list(by_field.by_role()) == ROLES
+
+
+def test_a_file_without_the_later_roles_gets_their_defaults(tmp_path: Path) -> None:
+    """attempts and redrives came later: an older topics file still loads."""
+    catalog = load_topics(write(tmp_path / "t.yaml", minimal_yaml()))
+    assert catalog.attempts.name == "returnhook-attempts"
+    assert catalog.attempts.partitions == 3  # the file's defaults apply
+    assert catalog.redrives.name == "returnhook-redrives"
+    assert catalog.redrives.partitions == 1
+    assert catalog.redrives.configs["cleanup.policy"] == "compact"

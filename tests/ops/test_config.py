@@ -263,3 +263,9 @@ def test_config_show_names_a_bad_environment_value(monkeypatch: pytest.MonkeyPat
     result = runner.invoke(app, ["config", "show"])
     assert result.exit_code == 1
     assert "web_port" in result.output and "integer" in result.output
+
+
+def test_the_attempt_log_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert WorkerConfig().attempt_log is True
+    monkeypatch.setenv("RETURNHOOK_ATTEMPT_LOG", "false")
+    assert WorkerConfig().attempt_log is False
