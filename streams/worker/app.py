@@ -140,6 +140,8 @@ class Returnhook:
             web_bind=config.web_host,
             web_in_thread=False,
             TableManager=SeekFirstTableManager,
+            # TLS, SASL and output compression: the same connection as every other client.
+            **config.faust_options(),
         )
         catalog = self.catalog
         self.input_topic = _raw_topic(self.app, catalog.input.name)
@@ -258,7 +260,9 @@ class Returnhook:
 
     def _job_for(self, event: EventT) -> Job:
         message = event.message
-        decoded = decode(message.value, max_bytes=self.config.max_record_bytes)
+        decoded = decode(
+            message.value, max_bytes=self.config.max_record_bytes, headers=message.headers
+        )
         key: Any
         if isinstance(decoded, Ignored):
             self.metrics.input_events.labels("ignored").inc()
@@ -375,7 +379,12 @@ class Returnhook:
             value = orjson.dumps(output.record.model_dump(mode="json", by_alias=True))
             pending.append(
                 await producer.send(
-                    topic.get_topic_name(), output.key.encode(), value, None, None, None
+                    topic.get_topic_name(),
+                    output.key.encode(),
+                    value,
+                    None,
+                    None,
+                    output.headers or None,
                 )
             )
         for future in pending:
