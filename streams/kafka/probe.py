@@ -119,7 +119,8 @@ def explain(exc: BaseException, connection: KafkaConnection | None = None) -> st
         return f"unknown host ({exc.strerror or exc})"
     if isinstance(exc, TimeoutError):
         return "no answer in time (a firewall, or not a Kafka port?)"
-    if isinstance(exc, asyncio.IncompleteReadError | KafkaConnectionError):
+    closed = asyncio.IncompleteReadError | KafkaConnectionError | ConnectionResetError
+    if isinstance(exc, closed | BrokenPipeError):
         if protocol in ("SSL", "SASL_SSL"):
             if connection is not None and connection.ssl_cert_file is None:
                 return (
