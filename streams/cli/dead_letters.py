@@ -11,7 +11,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from streams.cli.connection_options import connection_options
+from streams.cli.kafka_access import ConfigOpt, config_from, reach
 from streams.core.redrive import DeadLetterFilter
+from streams.kafka.connection import KafkaConnection
 from streams.kafka.topics import TopicCatalog, TopicsFileError, load_topics
 from streams.ops.console import console
 from streams.replay.dead_letters import (
@@ -59,6 +62,8 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _setup(
+    flags: dict[str, object],
+    config_file: Path | None,
     broker: str | None,
     topics_file: Path | None,
     reasons: list[str] | None,
@@ -66,11 +71,14 @@ def _setup(
     from_: str | None,
     to: str | None,
     refs: list[str] | None,
-) -> tuple[str, TopicCatalog, DeadLetterFilter]:
-    if not broker:
+) -> tuple[KafkaConnection, TopicCatalog, DeadLetterFilter]:
+    config = config_from({**flags, "broker": broker}, config_file)
+    if not config.broker:
         raise _fail(
             "dead letters are read from a running Kafka: give --broker or RETURNHOOK_BROKER"
         )
+    connection = config.connection_only()
+    reach(connection)
     try:
         catalog = load_topics(topics_file)
     except TopicsFileError as exc:
@@ -88,11 +96,11 @@ def _setup(
         end_ms=end,
         refs=frozenset(refs or ()),
     )
-    return broker, catalog, wanted
+    return connection, catalog, wanted
 
 
 def _load(
-    broker: str, catalog: TopicCatalog, wanted: DeadLetterFilter, timeout: float
+    broker: KafkaConnection, catalog: TopicCatalog, wanted: DeadLetterFilter, timeout: float
 ) -> list[DeadLetterEntry]:
     try:
         entries, unreadable = asyncio.run(
@@ -109,8 +117,11 @@ def _load(
 
 
 @dead_letters_app.command("list")
+@connection_options
 def list_command(
+    connection_flags: dict[str, object],
     broker: Broker = None,
+    config_file: ConfigOpt = None,
     topics_file: TopicsFile = None,
     reason: Reasons = None,
     tenant: Tenants = None,
@@ -120,7 +131,9 @@ def list_command(
     connect_timeout: Timeout = 10.0,
 ) -> None:
     """A table of dead letters: when, reason, tenant, where the input was, whether redriven."""
-    bootstrap, catalog, wanted = _setup(broker, topics_file, reason, tenant, from_, to, dead_letter)
+    bootstrap, catalog, wanted = _setup(
+        connection_flags, config_file, broker, topics_file, reason, tenant, from_, to, dead_letter
+    )
     entries = _load(bootstrap, catalog, wanted, connect_timeout)
     out = console()
     table = Table(
@@ -148,8 +161,11 @@ def list_command(
 
 
 @dead_letters_app.command("redrive")
+@connection_options
 def redrive_command(
+    connection_flags: dict[str, object],
     broker: Broker = None,
+    config_file: ConfigOpt = None,
     topics_file: TopicsFile = None,
     reason: Reasons = None,
     tenant: Tenants = None,
@@ -169,7 +185,9 @@ def redrive_command(
     Each gets the header returnhook-redriven-from: TOPIC/PARTITION/OFFSET of its dead letter.
     A dead letter is redriven once: a second time is refused (exit 1) unless --force.
     """
-    bootstrap, catalog, wanted = _setup(broker, topics_file, reason, tenant, from_, to, dead_letter)
+    bootstrap, catalog, wanted = _setup(
+        connection_flags, config_file, broker, topics_file, reason, tenant, from_, to, dead_letter
+    )
     entries = _load(bootstrap, catalog, wanted, connect_timeout)
     try:
         result = asyncio.run(redrive(bootstrap, catalog, entries, force=force, dry_run=dry_run))

@@ -14,15 +14,19 @@ from rich.table import Table
 
 from models.settings import TenantSettings
 from streams.cli.broker_choice import broker_or_embedded
+from streams.cli.check import check
+from streams.cli.connection_options import connection_options
 from streams.cli.dead_letters import dead_letters_app
+from streams.cli.kafka_access import ConfigOpt, config_from, fail, reach, set_verbose
 from streams.cli.replay import replay
 from streams.cli.schemas import schemas
 from streams.core.response import describe
+from streams.kafka.connection import KafkaConnection
 from streams.kafka.settings_file import SettingsFileError, load_settings_file, publish_settings
 from streams.kafka.settings_reader import read_settings_topic
 from streams.kafka.topic_admin import apply_topics
 from streams.kafka.topics import TopicsFileError, load_topics
-from streams.ops.config import ConfigFileError, WorkerConfig, load_config
+from streams.ops.config import WorkerConfig
 from streams.ops.console import console
 from streams.ops.redaction import SECRETS, masked_settings
 
@@ -52,30 +56,24 @@ TopicsOpt = Annotated[
 ]
 
 
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/] {message}", highlight=False)
-    return typer.Exit(code=1)
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="log what the Kafka clients do (and tracebacks)")
+    ] = False,
+) -> None:
+    """Kafka client logs repeat what the one-line error already says: quiet unless --verbose.
 
-
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", help="YAML worker config (below flags and RETURNHOOK_* in precedence)"
-    ),
-]
-
-
-def _config_from(flags: dict[str, object], config_file: Path | None) -> WorkerConfig:
-    try:
-        return load_config({k: v for k, v in flags.items() if v is not None}, config_file)
-    except ValidationError as exc:
-        raise _fail(f"invalid worker configuration: {describe(exc)}") from None
-    except ConfigFileError as exc:
-        raise _fail(str(exc)) from None
+    The worker (and the demo) keep their logs: they are long-running and log by design.
+    """
+    set_verbose(verbose, quiet_clients=ctx.invoked_subcommand not in ("worker", "demo"))
 
 
 @app.command()
+@connection_options
 def worker(
+    connection_flags: dict[str, object],
     config_file: ConfigOpt = None,
     broker: BrokerOpt = None,
     topics_file: TopicsOpt = None,
@@ -103,12 +101,15 @@ def worker(
         "log_format": log_format,
         "retry_delays": retry_delays,
         "egress_allow": egress_allow,
+        **connection_flags,
     }
-    config = _config_from(flags, config_file)
+    config = config_from(flags, config_file)
     try:
         catalog = load_topics(config.topics_file)
     except TopicsFileError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
+    if config.broker:
+        reach(config)
     with broker_or_embedded(config.broker, catalog) as bootstrap:
         run_worker(config.model_copy(update={"broker": bootstrap}), catalog)
 
@@ -134,17 +135,28 @@ def run_worker(config: WorkerConfig, catalog: object) -> None:
 
 
 @topics_app.command("apply")
-def topics_apply(broker: BrokerOpt = None, topics_file: TopicsOpt = None) -> None:
+@connection_options
+def topics_apply(
+    connection_flags: dict[str, object],
+    broker: BrokerOpt = None,
+    topics_file: TopicsOpt = None,
+    config_file: ConfigOpt = None,
+) -> None:
     """Create missing topics and check existing ones against topics.yaml."""
+    config = config_from(
+        {"broker": broker, "topics_file": topics_file, **connection_flags}, config_file
+    )
     try:
-        catalog = load_topics(topics_file)
+        catalog = load_topics(config.topics_file)
     except TopicsFileError as exc:
-        raise _fail(str(exc)) from None
-    with broker_or_embedded(broker, catalog) as bootstrap:
+        raise fail(str(exc)) from None
+    if config.broker:
+        reach(config)
+    with broker_or_embedded(config.broker, catalog) as bootstrap:
         try:
-            reports = asyncio.run(apply_topics(bootstrap, catalog))
+            reports = asyncio.run(apply_topics(_on(config, bootstrap), catalog))
         except Exception as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
     table = Table("role", "topic", "result", "detail")
     for report in reports:
         table.add_row(report.role, report.name, report.action, report.detail or "")
@@ -154,15 +166,21 @@ def topics_apply(broker: BrokerOpt = None, topics_file: TopicsOpt = None) -> Non
 
 
 @settings_app.command("publish")
+@connection_options
 def settings_publish(
+    connection_flags: dict[str, object],
     file: Annotated[Path, typer.Argument(help="YAML or JSON: one tenant or a list")],
     broker: BrokerOpt = None,
     topics_file: TopicsOpt = None,
+    config_file: ConfigOpt = None,
 ) -> None:
     """Validate a settings file and publish each tenant's settings (nothing if any is invalid)."""
+    config = config_from(
+        {"broker": broker, "topics_file": topics_file, **connection_flags}, config_file
+    )
     try:
         tenants = load_settings_file(file)
-        catalog = load_topics(topics_file)
+        catalog = load_topics(config.topics_file)
     except SettingsFileError as exc:
         err.print(f"[red]error:[/] {exc.path} is not valid tenant settings:", highlight=False)
         for problem in exc.problems:
@@ -170,12 +188,14 @@ def settings_publish(
         err.print("Nothing was published.")
         raise typer.Exit(code=1) from None
     except TopicsFileError as exc:
-        raise _fail(str(exc)) from None
-    with broker_or_embedded(broker, catalog) as bootstrap:
+        raise fail(str(exc)) from None
+    if config.broker:
+        reach(config)
+    with broker_or_embedded(config.broker, catalog) as bootstrap:
         try:
-            asyncio.run(publish_settings(bootstrap, catalog.settings.name, tenants))
+            asyncio.run(publish_settings(_on(config, bootstrap), catalog.settings.name, tenants))
         except Exception as exc:
-            raise _fail(f"publishing to {bootstrap} failed: {exc}") from None
+            raise fail(f"publishing to {bootstrap} failed: {exc}") from None
     names = ", ".join(t.tenant_id for t in tenants)
     out.print(f"published settings of {len(tenants)} tenant(s) to {catalog.settings.name}: {names}")
 
@@ -185,51 +205,76 @@ app.add_typer(config_app, name="config")
 
 
 @config_app.command("show")
-def config_show(config_file: ConfigOpt = None, broker: BrokerOpt = None) -> None:
-    """Print the effective worker configuration (flags > RETURNHOOK_* > config file > defaults)."""
-    config = _config_from({"broker": broker}, config_file)
+@connection_options
+def config_show(
+    connection_flags: dict[str, object], config_file: ConfigOpt = None, broker: BrokerOpt = None
+) -> None:
+    """Print the effective worker configuration (flags > RETURNHOOK_* > config file > defaults).
+
+    Passwords show as ********** (they are SecretStr), a password in the broker URL is masked.
+    """
+    config = config_from({"broker": broker, **connection_flags}, config_file)
     data = config.model_dump(mode="json")
     if data.get("broker"):
         data["broker"] = SECRETS.mask(data["broker"])
     out.print(yaml.safe_dump(data, sort_keys=True), end="", highlight=False, markup=False)
 
 
-def _read_settings(broker: str | None, topics_file: Path | None) -> dict[str, bytes]:
+def _read_settings(
+    broker: str | None,
+    topics_file: Path | None,
+    config_file: Path | None,
+    connection_flags: dict[str, object],
+) -> dict[str, bytes]:
+    config = config_from(
+        {"broker": broker, "topics_file": topics_file, **connection_flags}, config_file
+    )
     try:
-        catalog = load_topics(topics_file)
+        catalog = load_topics(config.topics_file)
     except TopicsFileError as exc:
-        raise _fail(str(exc)) from None
-    if not broker:
-        raise _fail("settings are read from a running Kafka: give --broker or RETURNHOOK_BROKER")
+        raise fail(str(exc)) from None
+    if not config.broker:
+        raise fail("settings are read from a running Kafka: give --broker or RETURNHOOK_BROKER")
+    reach(config)
     try:
-        return asyncio.run(read_settings_topic(broker, catalog.settings.name))
+        return asyncio.run(read_settings_topic(config.connection_only(), catalog.settings.name))
     except Exception as exc:
-        raise _fail(f"cannot read {catalog.settings.name} from {broker}: {exc}") from None
+        raise fail(f"cannot read {catalog.settings.name} from {config.broker}: {exc}") from None
 
 
 @settings_app.command("show")
+@connection_options
 def settings_show(
+    connection_flags: dict[str, object],
     tenant: Annotated[str, typer.Argument(help="tenantId")],
     broker: BrokerOpt = None,
     topics_file: TopicsOpt = None,
+    config_file: ConfigOpt = None,
 ) -> None:
     """Print one tenant's published settings as YAML, secrets masked."""
-    raw = _read_settings(broker, topics_file).get(tenant)
+    raw = _read_settings(broker, topics_file, config_file, connection_flags).get(tenant)
     if raw is None:
-        raise _fail(f"no settings published for tenant {tenant!r}")
+        raise fail(f"no settings published for tenant {tenant!r}")
     try:
         settings = TenantSettings.model_validate_json(raw)
     except ValidationError as exc:
-        raise _fail(f"the published settings of {tenant!r} are invalid: {describe(exc)}") from None
+        raise fail(f"the published settings of {tenant!r} are invalid: {describe(exc)}") from None
     text = yaml.safe_dump(masked_settings(settings), sort_keys=False)
     out.print(text, end="", highlight=False, markup=False)
 
 
 @settings_app.command("list")
-def settings_list(broker: BrokerOpt = None, topics_file: TopicsOpt = None) -> None:
+@connection_options
+def settings_list(
+    connection_flags: dict[str, object],
+    broker: BrokerOpt = None,
+    topics_file: TopicsOpt = None,
+    config_file: ConfigOpt = None,
+) -> None:
     """List the tenants with published settings (hosts shown, secrets masked)."""
     table = Table("tenant", "connectors", "steps", "hosts")
-    for tenant, raw in sorted(_read_settings(broker, topics_file).items()):
+    settings = _read_settings(broker, topics_file, config_file, connection_flags)
+    for tenant, raw in sorted(settings.items()):
         try:
             settings = TenantSettings.model_validate_json(raw)
         except ValidationError as exc:
@@ -289,6 +334,12 @@ def demo_receiver(
 app.command("replay")(replay)
 app.command("schemas")(schemas)
 app.add_typer(dead_letters_app, name="dead-letters")
+app.command("check")(check)
+
+
+def _on(config: WorkerConfig, bootstrap: str) -> KafkaConnection:
+    """The configured connection, on the broker actually used (maybe the embedded one)."""
+    return config.connection_only().model_copy(update={"broker": bootstrap})
 
 
 def main() -> None:

@@ -17,16 +17,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from models.webhook import ActionStatus
-from streams.core.response import describe
+from streams.cli.connection_options import connection_options
+from streams.cli.kafka_access import ConfigOpt, config_from, reach
 from streams.kafka.topics import TopicsFileError, load_topics
-from streams.ops.config import WorkerConfig
 from streams.ops.console import console
 from streams.replay.report import ReplayRequest, ReplayResult, ReplayStats
 from streams.replay.run import REPLAY_HEADER, ReplayError, run_replay
@@ -51,7 +50,9 @@ def _fail(err: Console, message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+@connection_options
 def replay(
+    connection_flags: dict[str, object],
     from_: Annotated[
         str,
         typer.Option("--from", help=f"start of the window: {TIME_FORMS}", show_default=False),
@@ -92,6 +93,7 @@ def replay(
         float, typer.Option(help="seconds to wait for the broker before giving up")
     ] = 10.0,
     verbose: Annotated[bool, typer.Option("--verbose", help="log what the clients do")] = False,
+    config_file: ConfigOpt = None,
 ) -> None:
     """Run the return step again for the events of a time window, marked as a replay.
 
@@ -106,12 +108,15 @@ def replay(
         start, end = resolve_window(from_, to, now=now)
     except ReplayTimeError as exc:
         raise _fail(err, str(exc)) from None
-    flags = {"broker": broker, "topics_file": topics_file, "retry_delays": retry_delays}
+    flags = {
+        "broker": broker,
+        "topics_file": topics_file,
+        "retry_delays": retry_delays,
+        **connection_flags,
+    }
+    config = config_from(flags, config_file)
     try:
-        config = WorkerConfig(**{k: v for k, v in flags.items() if v is not None})
         catalog = load_topics(config.topics_file)
-    except ValidationError as exc:
-        raise _fail(err, f"invalid configuration: {describe(exc)}") from None
     except TopicsFileError as exc:
         raise _fail(err, str(exc).replace("\n", " ")) from None
     if not config.broker:
@@ -120,6 +125,7 @@ def replay(
             "a replay reads a running Kafka: give --broker or RETURNHOOK_BROKER "
             "(an embedded broker would be empty)",
         )
+    reach(config, timeout=connect_timeout)
     request = ReplayRequest(
         bootstrap=config.broker,
         catalog=catalog,

@@ -15,6 +15,7 @@ from models.casing import get_ci
 from models.event import OrderStatusChanged, is_return_status
 from models.order import OrderView
 from streams.core.response import describe
+from streams.core.trace_context import HeaderPairs, trace_context
 
 DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 
@@ -36,6 +37,8 @@ class Accepted(BaseModel):
     order_view: OrderView
     order_id: str
     return_order_form_id: str | None
+    trace: dict[str, str] = {}
+    """The input's W3C ``traceparent``/``tracestate``: sent on every call, copied onto outputs."""
 
 
 class Ignored(BaseModel):
@@ -50,7 +53,12 @@ class Rejected(BaseModel):
 Decoded = Accepted | Ignored | Rejected
 
 
-def decode(value: bytes | None, *, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Decoded:
+def decode(
+    value: bytes | None,
+    *,
+    max_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    headers: HeaderPairs | None = None,
+) -> Decoded:
     if not value:
         return Rejected(reason="empty_value", error="the record has no value")
     if len(value) > max_bytes:
@@ -85,5 +93,9 @@ def decode(value: bytes | None, *, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) ->
     if return_form is None and view.return_order_forms:
         return_form = view.return_order_forms[-1].identifier
     return Accepted(
-        event=event, order_view=view, order_id=order_id, return_order_form_id=return_form
+        event=event,
+        order_view=view,
+        order_id=order_id,
+        return_order_form_id=return_form,
+        trace=trace_context(headers),
     )

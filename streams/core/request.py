@@ -96,7 +96,9 @@ def build_request(
     max_attempts: int,
     user_agent: str = DEFAULT_USER_AGENT,
     tenant_id: str = "",
+    trace: Mapping[str, str] | None = None,
 ) -> WebhookRequest:
+    """``trace``: the input's W3C trace context; it wins over settings' headers of that name."""
     try:
         return _build(
             step,
@@ -108,6 +110,7 @@ def build_request(
             max_attempts,
             user_agent,
             tenant_id,
+            trace or {},
         )
     except LookupError as exc:
         raise InvalidRequest(str(exc)) from None
@@ -122,7 +125,8 @@ def _build(
     env: Mapping[str, str],
     max_attempts: int,
     user_agent: str,
-    tenant_id: str = "",
+    tenant_id: str,
+    trace: Mapping[str, str],
 ) -> WebhookRequest:
     url = expand_env(endpoint.url, env)
     try:
@@ -151,6 +155,8 @@ def _build(
     for prop in step.request_headers:
         if prop.key.lower() not in RESERVED_HEADERS:
             _set(headers, prop.key, expand_env(prop.value or "", env))
+    for name, value in trace.items():
+        _set(headers, name, value)
     timeout = connector.timeout if connector is not None else DEFAULT_TIMEOUT
     secrets: tuple[str, ...] = ()
     if connector is not None and connector.signing_secrets:

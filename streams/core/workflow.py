@@ -24,6 +24,7 @@ from streams.core.outcome import StepOutcome, connector_not_found_reason, decide
 from streams.core.patching import apply_patch
 from streams.core.request import DEFAULT_USER_AGENT, InvalidRequest, WebhookRequest, build_request
 from streams.core.resolution import resolve_endpoint, step_in_scope
+from streams.core.trace_context import kafka_headers
 
 Deliver = Callable[[WebhookRequest], Awaitable[Delivery]]
 RUN_AFTER_SAVED_DELAY_S = 1.0
@@ -43,6 +44,8 @@ class Output(BaseModel):
     """The topic role (topics.yaml) the record goes to."""
     key: str
     record: OrderPatchRecord | OrderEventRecord | AttemptRecord
+    headers: list[tuple[str, bytes]] = []
+    """Kafka headers of the record: the input's trace context, so a trace goes on downstream."""
 
 
 class WorkflowOptions(BaseModel):
@@ -70,6 +73,7 @@ async def run_workflow(
     occurred = created_at(event.timestamp, source.timestamp_ms)
     order: dict[str, Any] = event.order
     outputs: list[Output] = []
+    headers = kafka_headers(accepted.trace)
     stopped_at: OrderEventRecord | None = None
 
     for index, step in enumerate(settings.return_workflow):
@@ -99,6 +103,7 @@ async def run_workflow(
                     max_attempts=options.max_attempts,
                     user_agent=options.user_agent,
                     tenant_id=tenant,
+                    trace=accepted.trace,
                 )
             except InvalidRequest as exc:
                 delivery = Delivery(ok=False, attempts=0, reason=f"not sent: {exc}")
@@ -138,9 +143,13 @@ async def run_workflow(
                 ignored_fields=outcome.ignored_fields,
                 **common,
             )
-            outputs.append(Output(role="patches", key=accepted.order_id, record=patch_record))
+            outputs.append(
+                Output(role="patches", key=accepted.order_id, record=patch_record, headers=headers)
+            )
         event_record = _event_record(delivery_key, outcome, delivery, common)
-        outputs.append(Output(role="events", key=accepted.order_id, record=event_record))
+        outputs.append(
+            Output(role="events", key=accepted.order_id, record=event_record, headers=headers)
+        )
         if not outcome.continue_workflow:
             stopped_at = event_record
     return outputs

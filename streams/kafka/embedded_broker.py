@@ -55,8 +55,12 @@ class EmbeddedBroker:
         port: int | None = None,
         log_path: str | Path | None = None,
         startup_timeout: float = 10.0,
+        advertised: str | None = None,
     ) -> None:
+        """``advertised``: host:port clients are told to connect to (default: where it listens),
+        e.g. a TLS-terminating proxy in front of it."""
         self.host = host
+        self.advertised = advertised
         self.port: int | None = port
         self._fixed_port = port is not None
         self.startup_timeout = startup_timeout
@@ -141,13 +145,14 @@ class EmbeddedBroker:
 
     def _spawn(self, binary: str) -> None:
         url = f"tcp://{self.host}:{self.port}"
+        advertised = f"tcp://{self.advertised}" if self.advertised else url
         command = [
             binary,
             "broker",
             "--listener-url",
             url,
             "--advertised-listener-url",
-            url,
+            advertised,
             "--storage-engine",
             "memory://tansu/",
         ]

@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from models.settings import TenantSettings
+from streams.kafka.connection import Connectable, connection_of
 
 
 class SettingsFileError(ValueError):
@@ -66,9 +67,14 @@ def settings_record(settings: TenantSettings) -> tuple[bytes, bytes]:
     return settings.tenant_id.encode(), orjson.dumps(value)
 
 
-async def publish_settings(bootstrap: str, topic: str, tenants: list[TenantSettings]) -> None:
+async def publish_settings(target: Connectable, topic: str, tenants: list[TenantSettings]) -> None:
     """One record per send, awaited: the test broker misreports end offsets after batches."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", request_timeout_ms=15000)
+    producer = AIOKafkaProducer(
+        **connection_of(target).producer_options(),
+        acks="all",
+        enable_idempotence=False,  # the embedded broker has no InitProducerId
+        request_timeout_ms=15000,
+    )
     try:
         await producer.start()
         for tenant in tenants:

@@ -7,9 +7,11 @@ import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.kafka.connection import Connectable, connection_of
+
 
 async def read_settings_topic(
-    bootstrap: str, topic: str, *, timeout: float = 15.0, idle: float = 1.0
+    target: Connectable, topic: str, *, timeout: float = 15.0, idle: float = 1.0
 ) -> dict[str, bytes]:
     """The last value per tenant (deletes drop the tenant), read from the beginning.
 
@@ -17,7 +19,7 @@ async def read_settings_topic(
     offsets after batched writes), or after ``idle`` seconds without records.
     """
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **connection_of(target).aiokafka_options(),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         request_timeout_ms=int(timeout * 1000),

@@ -13,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from pydantic import BaseModel, ConfigDict
 
+from streams.kafka.connection import Connectable, connection_of
 from streams.kafka.topics import TopicCatalog, TopicSpec
 
 Action = Literal["created", "exists", "mismatch"]
@@ -38,7 +39,7 @@ class TopicReport(BaseModel):
 
 
 async def apply_topics(
-    bootstrap: str,
+    target: Connectable,
     catalog: TopicCatalog,
     *,
     timeout: float = 12.0,
@@ -47,8 +48,10 @@ async def apply_topics(
 
     `timeout` bounds the whole call, so an unreachable or silent broker fails instead of hanging.
     """
+    connection = connection_of(target)
+    bootstrap = connection.bootstrap
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap,
+        **connection.aiokafka_options(),
         client_id="returnhook-topic-admin",
         request_timeout_ms=max(1000, int(timeout * 1000)),
     )

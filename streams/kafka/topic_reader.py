@@ -9,12 +9,15 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
 
+from streams.kafka.connection import Connectable, connection_of
 
-async def existing_topics(bootstrap: str, *, timeout: float = 10.0) -> set[str]:
+
+async def existing_topics(target: Connectable, *, timeout: float = 10.0) -> set[str]:
     """Names of the cluster's topics. Never names one: that would create it on brokers with
     auto-creation on."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=max(1000, int(timeout * 1000))
+        **connection_of(target).aiokafka_options(),
+        request_timeout_ms=max(1000, int(timeout * 1000)),
     )
     async with asyncio.timeout(timeout):
         await admin.start()
@@ -26,7 +29,7 @@ async def existing_topics(bootstrap: str, *, timeout: float = 10.0) -> set[str]:
 
 
 async def read_whole_topic(
-    bootstrap: str, topic: str, *, timeout: float = 30.0, idle: float = 1.0
+    target: Connectable, topic: str, *, timeout: float = 30.0, idle: float = 1.0
 ) -> list[ConsumerRecord]:
     """Every record of ``topic``, partition by partition in offset order.
 
@@ -34,7 +37,7 @@ async def read_whole_topic(
     offsets after batched writes), or after ``idle`` seconds without records.
     """
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **connection_of(target).aiokafka_options(),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         request_timeout_ms=int(timeout * 1000),

@@ -21,19 +21,20 @@ from streams.core.decoder import DEFAULT_MAX_RECORD_BYTES
 from streams.core.request import DEFAULT_USER_AGENT
 from streams.http.egress import parse_allow
 from streams.http.webhook_client import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETRY_DELAYS
+from streams.kafka.connection import KafkaConnection
 
 CONFIG_FILE_ENV = "RETURNHOOK_CONFIG_FILE"
 
 
-class WorkerConfig(BaseSettings):
-    """Precedence, highest first: CLI flags, ``RETURNHOOK_*`` environment, config file, defaults."""
+class WorkerConfig(KafkaConnection):
+    """Precedence, highest first: CLI flags, ``RETURNHOOK_*`` environment, config file, defaults.
+
+    The Kafka connection (broker, TLS, SASL, compression) is inherited from ``KafkaConnection``,
+    so every command reads those options the same way.
+    """
 
     model_config = SettingsConfigDict(env_prefix="RETURNHOOK_", extra="forbid")
 
-    broker: str | None = Field(
-        default=None,
-        description="Kafka bootstrap servers (host:port[,host:port]); unset = embedded",
-    )
     app_id: str = Field(default="returnhook", description="faust app id = consumer group id")
     topics_file: Path | None = Field(default=None, description="topics.yaml to use")
     data_dir: Path | None = Field(

@@ -27,6 +27,7 @@ from streams.core.redrive import (
     refs_redriven,
     tenant_of,
 )
+from streams.kafka.connection import Connectable, connection_of
 from streams.kafka.topic_reader import existing_topics, read_whole_topic
 from streams.kafka.topics import TopicCatalog
 
@@ -64,12 +65,12 @@ class RedriveResult:
 
 
 async def list_dead_letters(
-    bootstrap: str, catalog: TopicCatalog, wanted: DeadLetterFilter, *, timeout: float = 10.0
+    target: Connectable, catalog: TopicCatalog, wanted: DeadLetterFilter, *, timeout: float = 10.0
 ) -> tuple[list[DeadLetterEntry], int]:
     """The matching dead letters, oldest first, and how many records were not dead letters."""
-    await _require_topics(bootstrap, catalog, timeout)
-    records = await read_whole_topic(bootstrap, catalog.dead_letters.name, timeout=timeout + 20)
-    markers = await read_whole_topic(bootstrap, catalog.redrives.name, timeout=timeout + 20)
+    await _require_topics(target, catalog, timeout)
+    records = await read_whole_topic(target, catalog.dead_letters.name, timeout=timeout + 20)
+    markers = await read_whole_topic(target, catalog.redrives.name, timeout=timeout + 20)
     redriven = refs_redriven((m.key, m.value) for m in markers)
     entries: list[DeadLetterEntry] = []
     unreadable = 0
@@ -99,7 +100,7 @@ def _entry(record: ConsumerRecord, redriven: dict[str, dict]) -> DeadLetterEntry
 
 
 async def redrive(
-    bootstrap: str,
+    target: Connectable,
     catalog: TopicCatalog,
     entries: list[DeadLetterEntry],
     *,
@@ -118,7 +119,7 @@ async def redrive(
         result.redriven = [(entry, -1, -1) for entry in todo] if dry_run else []
         return result
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **connection_of(target).producer_options(),
         acks="all",
         enable_idempotence=False,  # not on the embedded broker; a repeat is told by the marker
         max_request_size=6 * 1024 * 1024,
@@ -144,9 +145,10 @@ async def redrive(
     return result
 
 
-async def _require_topics(bootstrap: str, catalog: TopicCatalog, timeout: float) -> None:
+async def _require_topics(target: Connectable, catalog: TopicCatalog, timeout: float) -> None:
+    bootstrap = connection_of(target).bootstrap
     try:
-        existing = await existing_topics(bootstrap, timeout=timeout)
+        existing = await existing_topics(target, timeout=timeout)
     except TimeoutError:
         raise DeadLetterError(
             f"cannot reach Kafka at {bootstrap}: no answer within {timeout:g} s"

@@ -90,6 +90,10 @@ class Replay:
         self._topics: dict[str, list[int]] = {}
         self._settings_cache = SettingsCache()
         self._headers = [(REPLAY_HEADER, request.replay_id.encode())]
+        # The configured TLS/SASL/compression, on the bootstrap the command resolved.
+        self._connection = request.config.connection_only().model_copy(
+            update={"broker": request.bootstrap}
+        )
         self._producer: AIOKafkaProducer | None = None
         self._client: WebhookClient | None = None
         self._lanes: KeyedLanes | None = None
@@ -104,7 +108,7 @@ class Replay:
         started = time.monotonic()
         request = self.request
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=request.bootstrap,
+            **self._connection.aiokafka_options(),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -144,7 +148,7 @@ class Replay:
         """Lists the topics with their partitions, checks ours, starts the consumer; bounded."""
         bootstrap, timeout = self.request.bootstrap, self.request.connect_timeout_s
         admin = AIOKafkaAdminClient(
-            bootstrap_servers=bootstrap,
+            **self._connection.aiokafka_options(),
             client_id=f"returnhook-{self.request.replay_id}",
             request_timeout_ms=max(1000, int(timeout * 1000)),
         )
@@ -362,7 +366,9 @@ class Replay:
             stats.outside_window += 1
             return None
         stats.in_window += 1
-        decoded = decode(record.value, max_bytes=self.request.config.max_record_bytes)
+        decoded = decode(
+            record.value, max_bytes=self.request.config.max_record_bytes, headers=record.headers
+        )
         if isinstance(decoded, Ignored):
             stats.not_returns += 1
             return None
@@ -443,7 +449,7 @@ class Replay:
     ) -> None:
         config = self.request.config
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.request.bootstrap,
+            **self._connection.producer_options(),
             acks="all",
             enable_idempotence=False,  # not supported by the embedded broker; the worker's too
             client_id=f"returnhook-{self.request.replay_id}",
@@ -584,7 +590,10 @@ class Replay:
             value = orjson.dumps(output.record.model_dump(mode="json", by_alias=True))
             pending.append(
                 await self._producer.send(
-                    topic, value=value, key=output.key.encode(), headers=self._headers
+                    topic,
+                    value=value,
+                    key=output.key.encode(),
+                    headers=self._headers + output.headers,
                 )
             )
         for future in pending:

@@ -140,6 +140,8 @@ class Returnhook:
             web_bind=config.web_host,
             web_in_thread=False,
             TableManager=SeekFirstTableManager,
+            # TLS, SASL and output compression: the same connection as every other client.
+            **config.faust_options(),
         )
         catalog = self.catalog
         self.input_topic = _raw_topic(self.app, catalog.input.name)
@@ -266,7 +268,9 @@ class Returnhook:
 
     def _job_for(self, event: EventT) -> Job:
         message = event.message
-        decoded = decode(message.value, max_bytes=self.config.max_record_bytes)
+        decoded = decode(
+            message.value, max_bytes=self.config.max_record_bytes, headers=message.headers
+        )
         key: Any
         if isinstance(decoded, Ignored):
             self.metrics.input_events.labels("ignored").inc()
@@ -381,7 +385,11 @@ class Returnhook:
         for output in outputs:
             topic = self._output_topics[output.role]
             value = orjson.dumps(output.record.model_dump(mode="json", by_alias=True))
-            pending.append(await producer.send(topic, output.key.encode(), value, None, None, None))
+            pending.append(
+                await producer.send(
+                    topic, output.key.encode(), value, None, None, output.headers or None
+                )
+            )
         for future in pending:
             await future
         for output in outputs:

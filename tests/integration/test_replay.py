@@ -491,7 +491,7 @@ async def test_an_unreachable_broker_is_an_error_in_bounded_time() -> None:
     run = await asyncio.to_thread(
         run_cli, "replay", "--broker", f"127.0.0.1:{port}", "--from", "1h", "--connect-timeout", "5"
     )
-    one_line_error(run, rf"cannot reach Kafka at 127.0.0.1:{port}")
+    one_line_error(run, rf"cannot connect to Kafka at 127.0.0.1:{port} .*connection refused")
     assert run.seconds < 15
 
 
