@@ -11,7 +11,7 @@ import binascii
 import re
 from datetime import timedelta
 from functools import cached_property
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 from pydantic import (
@@ -27,7 +27,9 @@ from pydantic import (
 )
 
 from models.casing import CaseInsensitiveModel
+from models.secret_reference import REFERENCE, check_references
 from models.timespan import format_timespan, parse_timespan
+from models.webhook_url import check_webhook_url
 
 STEP_NAME = "WebhookReturnWorkflowStep"
 CONNECTOR_NAME = "Webhook"
@@ -36,7 +38,6 @@ DEFAULT_TIMEOUT = timedelta(seconds=30)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def check_signing_secret(text: str) -> str:
@@ -65,14 +66,18 @@ def check_header_value(value: str | None) -> str | None:
 
 
 def check_url(value: str | None) -> str | None:
-    """Only http(s); a value that is still an env reference is checked once it is expanded."""
-    if value is None or _ENV_REF.search(value):
+    """Read as the HTTP client will read it; with a secret reference, checked once resolved."""
+    if value is None:
         return value
-    if _CONTROL.search(value) or " " in value:
-        raise ValueError("a URL must not contain spaces or control characters")
-    scheme, sep, rest = value.partition("://")
-    if not sep or scheme.lower() not in {"http", "https"} or not rest or rest.startswith("/"):
-        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    check_references(value)
+    if not REFERENCE.search(value):
+        check_webhook_url(value)
+    return value
+
+
+def _secret_references(value: SecretStr | None) -> SecretStr | None:
+    if value is not None:
+        check_references(value.get_secret_value())
     return value
 
 
@@ -83,7 +88,10 @@ def _timeout(value: timedelta) -> timedelta:
 
 
 HeaderName = Annotated[str, AfterValidator(_header_name)]
-HeaderValue = Annotated[str | None, AfterValidator(check_header_value)]
+HeaderValue = Annotated[
+    str | None, AfterValidator(check_header_value), AfterValidator(check_references)
+]
+Secret = Annotated[SecretStr | None, AfterValidator(_secret_references)]
 Url = Annotated[str | None, AfterValidator(check_url)]
 Timeout = Annotated[
     timedelta,
@@ -104,9 +112,9 @@ class Connector(CaseInsensitiveModel):
     name: str = CONNECTOR_NAME
     connector_id: str | None = None
     host: Url = None
-    bearer_token: SecretStr | None = None
-    username: str | None = None
-    password: SecretStr | None = None
+    bearer_token: Secret = None
+    username: Annotated[str | None, AfterValidator(check_references)] = None
+    password: Secret = None
     timeout: Timeout = DEFAULT_TIMEOUT
     custom_headers: list[Header] = Field(default_factory=list)
     enabled_for_markets: list[str] = Field(default_factory=list)
@@ -128,7 +136,8 @@ class Connector(CaseInsensitiveModel):
     def _whsec(cls, values: list[SecretStr]) -> list[SecretStr]:
         for value in values:
             text = value.get_secret_value()
-            if not _ENV_REF.search(text):
+            check_references(text)
+            if not REFERENCE.search(text):
                 check_signing_secret(text)
         return values
 
@@ -144,6 +153,7 @@ class StepProperty(CaseInsensitiveModel):
         if is_request_header(self):
             _header_name(self.key)
             check_header_value(self.value)
+            check_references(self.value)
         return self
 
 
@@ -225,21 +235,3 @@ class TenantSettings(CaseInsensitiveModel):
                 raise ValueError(f"connectorId {connector.connector_id!r} is used twice")
             seen.add(connector.connector_id)
         return self
-
-
-def expand_env(text: str, env: dict[str, str] | Any) -> str:
-    """Replaces ``${NAME}`` with the worker's environment, so secrets stay out of the topic."""
-
-    def lookup(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in env:
-            raise MissingEnvironment(name)
-        return env[name]
-
-    return _ENV_REF.sub(lookup, text)
-
-
-class MissingEnvironment(LookupError):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"the settings reference ${{{name}}}, which is not set for the worker")
-        self.name = name

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from pydantic import ValidationError
 
+from models.secret_reference import SecretLookup
 from models.settings import TenantSettings
 from streams.core.decoder import Rejected
 from streams.core.response import describe
@@ -16,11 +15,11 @@ class SettingsCache:
     """Parses each distinct settings record once: the table hands us the same bytes per event."""
 
     def __init__(
-        self, env: Mapping[str, str] | None = None, secrets: SecretRegistry = SECRETS
+        self, secrets: SecretLookup | None = None, registry: SecretRegistry = SECRETS
     ) -> None:
         self._parsed: dict[bytes, TenantSettings | str] = {}
-        self._env = env or {}
-        self._secrets = secrets
+        self._secrets: SecretLookup = secrets if secrets is not None else {}
+        self._registry = registry
 
     def parse(self, raw: bytes) -> TenantSettings | str:
         """The settings, or why the record on the topic is not valid settings."""
@@ -32,7 +31,7 @@ class SettingsCache:
                 cached = describe(exc)
             else:
                 # Registered before any request is built: from here on, logs mask them.
-                self._secrets.add(settings_secrets(cached, self._env))
+                self._registry.add(settings_secrets(cached, self._secrets))
             if len(self._parsed) > 10_000:  # old versions of every tenant's settings
                 self._parsed.clear()
             self._parsed[raw] = cached
