@@ -53,7 +53,7 @@ def _check(text: str) -> URL:
         colon, port_text = after[:1], after[1:]
     else:
         _, colon, port_text = host_port.partition(":")
-    if colon and port_text and not _PORT.match(port_text):
+    if colon and port_text and (not _PORT.match(port_text) or not 1 <= int(port_text) <= 65535):
         raise ValueError(f"the port of {text!r} is not a number from 1 to 65535")
     try:
         url = URL(text)

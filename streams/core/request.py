@@ -125,13 +125,13 @@ def _build(
     order: Mapping[str, Any],
     return_order_form_id: str | None,
     delivery_id: str,
-    secrets: SecretLookup,
+    lookup: SecretLookup,
     max_attempts: int,
     user_agent: str,
     tenant_id: str,
 ) -> WebhookRequest:
     def resolve(text: str) -> str:
-        return resolve_references(text, tenant_id, secrets)
+        return resolve_references(text, tenant_id, lookup)
 
     url = resolve(endpoint.url)
     try:
