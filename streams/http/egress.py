@@ -175,7 +175,7 @@ def _kept(policy: EgressPolicy, host: str, results: list[ResolveResult]) -> list
 
 def _legacy_ipv4(host: str) -> str | None:
     try:
-        return socket.inet_ntoa(socket.inet_aton(host))
+        return socket.inet_ntoa(socket.inet_aton(host.removesuffix(".")))
     except (OSError, ValueError):
         return None
 

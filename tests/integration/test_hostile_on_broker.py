@@ -58,9 +58,13 @@ CLOSED_USER_AGENT = f"returnhook-closed-{SUFFIX}"
 
 # Planted secrets: distinctive, so that a hit in a log can only be a leak.
 BEARER_TOKEN = f"tok-{uuid.uuid4().hex}-Hz"
-SIGNING_SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()  # from ${SIGNING_SECRET}
+# SIGNING_SECRET comes from ${shared:SIGNING_SECRET}; OLD_SIGNING_SECRET is written inline
+SIGNING_SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
 OLD_SIGNING_SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()  # inline, rotating out
-SECRET_ENV = {"ERP_TOKEN": BEARER_TOKEN, "SIGNING_SECRET": SIGNING_SECRET}
+SECRET_ENV = {  # shared by the operator with every tenant of this module
+    "RETURNHOOK_SHARED_SECRET_ERP_TOKEN": BEARER_TOKEN,
+    "RETURNHOOK_SHARED_SECRET_SIGNING_SECRET": SIGNING_SECRET,
+}
 PLANTED = (
     BEARER_TOKEN,
     SIGNING_SECRET,
@@ -211,8 +215,8 @@ def all_settings(receiver: RecordingReceiver, raw: RawServer) -> list[dict]:
                     "name": "Webhook",
                     "connectorId": "erp",
                     "host": receiver.url("/signed"),
-                    "bearerToken": "${ERP_TOKEN}",
-                    "signingSecrets": ["${SIGNING_SECRET}", OLD_SIGNING_SECRET],
+                    "bearerToken": "${shared:ERP_TOKEN}",
+                    "signingSecrets": ["${shared:SIGNING_SECRET}", OLD_SIGNING_SECRET],
                 }
             ],
             "returnWorkflow": [
@@ -234,7 +238,7 @@ def all_settings(receiver: RecordingReceiver, raw: RawServer) -> list[dict]:
     # The token also travels with the egress scenarios: a refusal must not leak it either.
     for document in documents:
         if document["tenantId"].startswith("egress-"):
-            document["connectors"] = [{"name": "Webhook", "bearerToken": "${ERP_TOKEN}"}]
+            document["connectors"] = [{"name": "Webhook", "bearerToken": "${shared:ERP_TOKEN}"}]
     return documents
 
 
