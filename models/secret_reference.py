@@ -56,15 +56,15 @@ def parse_reference(inner: str) -> tuple[bool, str]:
                 "(a tenant reaches its own secrets and the operator's shared ones, nothing else)"
             )
         shared = True
-    if len(name) > MAX_NAME_LENGTH or not SECRET_NAME.match(name):
-        raise SecretReferenceError(
-            f"${{{inner}}} is not a secret reference: a secret name is letters, digits and "
-            f"single underscores, starting with a letter, at most {MAX_NAME_LENGTH} characters"
-        )
     if name.upper().startswith(RESERVED_PREFIX):
         raise SecretReferenceError(
             f"${{{inner}}} is not a secret reference: names starting with {RESERVED_PREFIX} "
             "are the worker's own variables; a tenant's settings cannot read them"
+        )
+    if len(name) > MAX_NAME_LENGTH or not SECRET_NAME.match(name):
+        raise SecretReferenceError(
+            f"${{{inner}}} is not a secret reference: a secret name is letters, digits and "
+            f"single underscores, starting with a letter, at most {MAX_NAME_LENGTH} characters"
         )
     return shared, name
 

@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     SecretStr,
+    ValidationInfo,
     field_serializer,
     field_validator,
     model_validator,
@@ -65,6 +66,24 @@ def check_header_value(value: str | None) -> str | None:
     return value
 
 
+RUN_TIME: dict[str, bool] = {"defer_request_checks": True}
+"""Validation context of a worker reading the settings topic. URLs and secret references are
+checked strictly at publish time; a record that skipped publish still loads, and each step's
+request build checks them again, so a bad one fails that step (Error), not the whole tenant."""
+
+
+def _deferred(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("defer_request_checks"))
+
+
+def _references(value: str | None, info: ValidationInfo) -> str | None:
+    return value if _deferred(info) else check_references(value)
+
+
+def _url(value: str | None, info: ValidationInfo) -> str | None:
+    return value if _deferred(info) else check_url(value)
+
+
 def check_url(value: str | None) -> str | None:
     """Read as the HTTP client will read it; with a secret reference, checked once resolved."""
     if value is None:
@@ -75,8 +94,8 @@ def check_url(value: str | None) -> str | None:
     return value
 
 
-def _secret_references(value: SecretStr | None) -> SecretStr | None:
-    if value is not None:
+def _secret_references(value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+    if value is not None and not _deferred(info):
         check_references(value.get_secret_value())
     return value
 
@@ -88,11 +107,9 @@ def _timeout(value: timedelta) -> timedelta:
 
 
 HeaderName = Annotated[str, AfterValidator(_header_name)]
-HeaderValue = Annotated[
-    str | None, AfterValidator(check_header_value), AfterValidator(check_references)
-]
+HeaderValue = Annotated[str | None, AfterValidator(check_header_value), AfterValidator(_references)]
 Secret = Annotated[SecretStr | None, AfterValidator(_secret_references)]
-Url = Annotated[str | None, AfterValidator(check_url)]
+Url = Annotated[str | None, AfterValidator(_url)]
 Timeout = Annotated[
     timedelta,
     BeforeValidator(parse_timespan),
@@ -113,7 +130,7 @@ class Connector(CaseInsensitiveModel):
     connector_id: str | None = None
     host: Url = None
     bearer_token: Secret = None
-    username: Annotated[str | None, AfterValidator(check_references)] = None
+    username: Annotated[str | None, AfterValidator(_references)] = None
     password: Secret = None
     timeout: Timeout = DEFAULT_TIMEOUT
     custom_headers: list[Header] = Field(default_factory=list)
@@ -124,7 +141,7 @@ class Connector(CaseInsensitiveModel):
 
     @field_serializer("bearer_token", "password", when_used="json")
     def _reveal(self, value: SecretStr | None) -> str | None:
-        """Published settings keep the secret (or its ``${ENV}`` reference); repr/logs mask it."""
+        """Published settings keep the secret (or its ``${NAME}`` reference); repr/logs mask it."""
         return value.get_secret_value() if value is not None else None
 
     @field_serializer("signing_secrets", when_used="json")
@@ -133,7 +150,9 @@ class Connector(CaseInsensitiveModel):
 
     @field_validator("signing_secrets")
     @classmethod
-    def _whsec(cls, values: list[SecretStr]) -> list[SecretStr]:
+    def _whsec(cls, values: list[SecretStr], info: ValidationInfo) -> list[SecretStr]:
+        if _deferred(info):
+            return values
         for value in values:
             text = value.get_secret_value()
             check_references(text)
@@ -149,11 +168,12 @@ class StepProperty(CaseInsensitiveModel):
     sensitive: bool = Field(default=False, exclude_if=lambda marked: not marked)
 
     @model_validator(mode="after")
-    def _header_rules(self) -> StepProperty:
+    def _header_rules(self, info: ValidationInfo) -> StepProperty:
         if is_request_header(self):
             _header_name(self.key)
             check_header_value(self.value)
-            check_references(self.value)
+            if not _deferred(info):
+                check_references(self.value)
         return self
 
 
@@ -208,7 +228,9 @@ class WorkflowStep(CaseInsensitiveModel):
         return self.name.lower() == STEP_NAME.lower()
 
     @model_validator(mode="after")
-    def _host_is_url(self) -> WorkflowStep:
+    def _host_is_url(self, info: ValidationInfo) -> WorkflowStep:
+        if _deferred(info):
+            return self
         for index, prop in enumerate(self.properties):
             if not is_request_header(prop) and prop.key.lower() == "host":
                 try:

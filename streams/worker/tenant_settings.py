@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from models.secret_reference import SecretLookup
-from models.settings import TenantSettings
+from models.settings import RUN_TIME, TenantSettings
 from streams.core.decoder import Rejected
 from streams.core.response import describe
 from streams.ops.redaction import SECRETS, SecretRegistry, settings_secrets
@@ -26,7 +26,7 @@ class SettingsCache:
         cached = self._parsed.get(raw)
         if cached is None:
             try:
-                cached = TenantSettings.model_validate_json(raw)
+                cached = TenantSettings.model_validate_json(raw, context=RUN_TIME)
             except ValidationError as exc:
                 cached = describe(exc)
             else:

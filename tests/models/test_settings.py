@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from models.settings import (
     CONNECTOR_NAME,
     DEFAULT_TIMEOUT,
+    RUN_TIME,
     STEP_NAME,
     Connector,
     Header,
@@ -465,3 +466,22 @@ def test_references_to_own_and_shared_secrets_are_accepted() -> None:
         }
     )
     assert settings.connectors[0].bearer_token.get_secret_value() == "${ERP_TOKEN}"
+
+
+def test_a_worker_loads_what_publish_refuses_so_only_the_step_fails() -> None:
+    """Written past ``settings publish``: the worker still reads the record (RUN_TIME context);
+    the request build checks URL and references again and fails that one step."""
+    document = {
+        "tenantId": "acme",
+        "connectors": [
+            {"host": "http://example.invalid:99999/x", "bearerToken": "${RETURNHOOK_BROKER}"}
+        ],
+        "returnWorkflow": [
+            {"properties": [{"key": "Host", "value": "http://１２７.０.０.１/"}]},
+            {"properties": [{"key": "X", "value": "${a:b}", "keyGroup": "RequestHeaders"}]},
+        ],
+    }
+    with pytest.raises(ValidationError):
+        TenantSettings.model_validate(document)
+    settings = TenantSettings.model_validate_json(json.dumps(document), context=RUN_TIME)
+    assert settings.connectors[0].host == "http://example.invalid:99999/x"
