@@ -11,7 +11,7 @@ import binascii
 import re
 from datetime import timedelta
 from functools import cached_property
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 from pydantic import (
@@ -21,13 +21,16 @@ from pydantic import (
     Field,
     PlainSerializer,
     SecretStr,
+    ValidationInfo,
     field_serializer,
     field_validator,
     model_validator,
 )
 
 from models.casing import CaseInsensitiveModel
+from models.secret_reference import REFERENCE, check_references
 from models.timespan import format_timespan, parse_timespan
+from models.webhook_url import check_webhook_url
 
 STEP_NAME = "WebhookReturnWorkflowStep"
 CONNECTOR_NAME = "Webhook"
@@ -36,7 +39,6 @@ DEFAULT_TIMEOUT = timedelta(seconds=30)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def check_signing_secret(text: str) -> str:
@@ -64,15 +66,37 @@ def check_header_value(value: str | None) -> str | None:
     return value
 
 
+RUN_TIME: dict[str, bool] = {"defer_request_checks": True}
+"""Validation context of a worker reading the settings topic. URLs and secret references are
+checked strictly at publish time; a record that skipped publish still loads, and each step's
+request build checks them again, so a bad one fails that step (Error), not the whole tenant."""
+
+
+def _deferred(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("defer_request_checks"))
+
+
+def _references(value: str | None, info: ValidationInfo) -> str | None:
+    return value if _deferred(info) else check_references(value)
+
+
+def _url(value: str | None, info: ValidationInfo) -> str | None:
+    return value if _deferred(info) else check_url(value)
+
+
 def check_url(value: str | None) -> str | None:
-    """Only http(s); a value that is still an env reference is checked once it is expanded."""
-    if value is None or _ENV_REF.search(value):
+    """Read as the HTTP client will read it; with a secret reference, checked once resolved."""
+    if value is None:
         return value
-    if _CONTROL.search(value) or " " in value:
-        raise ValueError("a URL must not contain spaces or control characters")
-    scheme, sep, rest = value.partition("://")
-    if not sep or scheme.lower() not in {"http", "https"} or not rest or rest.startswith("/"):
-        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    check_references(value)
+    if not REFERENCE.search(value):
+        check_webhook_url(value)
+    return value
+
+
+def _secret_references(value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+    if value is not None and not _deferred(info):
+        check_references(value.get_secret_value())
     return value
 
 
@@ -83,8 +107,9 @@ def _timeout(value: timedelta) -> timedelta:
 
 
 HeaderName = Annotated[str, AfterValidator(_header_name)]
-HeaderValue = Annotated[str | None, AfterValidator(check_header_value)]
-Url = Annotated[str | None, AfterValidator(check_url)]
+HeaderValue = Annotated[str | None, AfterValidator(check_header_value), AfterValidator(_references)]
+Secret = Annotated[SecretStr | None, AfterValidator(_secret_references)]
+Url = Annotated[str | None, AfterValidator(_url)]
 Timeout = Annotated[
     timedelta,
     BeforeValidator(parse_timespan),
@@ -104,9 +129,9 @@ class Connector(CaseInsensitiveModel):
     name: str = CONNECTOR_NAME
     connector_id: str | None = None
     host: Url = None
-    bearer_token: SecretStr | None = None
-    username: str | None = None
-    password: SecretStr | None = None
+    bearer_token: Secret = None
+    username: Annotated[str | None, AfterValidator(_references)] = None
+    password: Secret = None
     timeout: Timeout = DEFAULT_TIMEOUT
     custom_headers: list[Header] = Field(default_factory=list)
     enabled_for_markets: list[str] = Field(default_factory=list)
@@ -116,7 +141,7 @@ class Connector(CaseInsensitiveModel):
 
     @field_serializer("bearer_token", "password", when_used="json")
     def _reveal(self, value: SecretStr | None) -> str | None:
-        """Published settings keep the secret (or its ``${ENV}`` reference); repr/logs mask it."""
+        """Published settings keep the secret (or its ``${NAME}`` reference); repr/logs mask it."""
         return value.get_secret_value() if value is not None else None
 
     @field_serializer("signing_secrets", when_used="json")
@@ -125,10 +150,13 @@ class Connector(CaseInsensitiveModel):
 
     @field_validator("signing_secrets")
     @classmethod
-    def _whsec(cls, values: list[SecretStr]) -> list[SecretStr]:
+    def _whsec(cls, values: list[SecretStr], info: ValidationInfo) -> list[SecretStr]:
+        if _deferred(info):
+            return values
         for value in values:
             text = value.get_secret_value()
-            if not _ENV_REF.search(text):
+            check_references(text)
+            if not REFERENCE.search(text):
                 check_signing_secret(text)
         return values
 
@@ -140,10 +168,12 @@ class StepProperty(CaseInsensitiveModel):
     sensitive: bool = Field(default=False, exclude_if=lambda marked: not marked)
 
     @model_validator(mode="after")
-    def _header_rules(self) -> StepProperty:
+    def _header_rules(self, info: ValidationInfo) -> StepProperty:
         if is_request_header(self):
             _header_name(self.key)
             check_header_value(self.value)
+            if not _deferred(info):
+                check_references(self.value)
         return self
 
 
@@ -198,7 +228,9 @@ class WorkflowStep(CaseInsensitiveModel):
         return self.name.lower() == STEP_NAME.lower()
 
     @model_validator(mode="after")
-    def _host_is_url(self) -> WorkflowStep:
+    def _host_is_url(self, info: ValidationInfo) -> WorkflowStep:
+        if _deferred(info):
+            return self
         for index, prop in enumerate(self.properties):
             if not is_request_header(prop) and prop.key.lower() == "host":
                 try:
@@ -225,21 +257,3 @@ class TenantSettings(CaseInsensitiveModel):
                 raise ValueError(f"connectorId {connector.connector_id!r} is used twice")
             seen.add(connector.connector_id)
         return self
-
-
-def expand_env(text: str, env: dict[str, str] | Any) -> str:
-    """Replaces ``${NAME}`` with the worker's environment, so secrets stay out of the topic."""
-
-    def lookup(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in env:
-            raise MissingEnvironment(name)
-        return env[name]
-
-    return _ENV_REF.sub(lookup, text)
-
-
-class MissingEnvironment(LookupError):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"the settings reference ${{{name}}}, which is not set for the worker")
-        self.name = name

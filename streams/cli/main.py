@@ -89,6 +89,10 @@ def worker(
         str | None,
         typer.Option(help="CIDRs/hosts webhooks may reach although private, comma-separated"),
     ] = None,
+    secrets_dir: Annotated[
+        Path | None,
+        typer.Option(help="tenants' secrets as files: DIR/<tenant id>/<NAME>, DIR/_shared/<NAME>"),
+    ] = None,
 ) -> None:
     """Run a worker: consume order-status-changed, call webhooks, produce patches and events."""
     flags = {
@@ -102,6 +106,7 @@ def worker(
         "retry_delays": retry_delays,
         "egress_allow": egress_allow,
         **connection_flags,
+        "secrets_dir": secrets_dir,
     }
     config = config_from(flags, config_file)
     try:

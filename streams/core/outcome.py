@@ -124,7 +124,9 @@ def _failed(
 ) -> StepOutcome:
     reason = delivery.reason or "the webhook delivery failed"
     stop = step.stop_on_error
-    severity: ActionStatus = "Error" if stop else "Warning"
+    # Not sent at all (the settings cannot make a request): a configuration error like
+    # "connector not found", so Error whatever stopOnError says; stopOnError still stops.
+    severity: ActionStatus = "Error" if stop or delivery.attempts == 0 else "Warning"
     patch: dict[str, Any] = {}
     if stop and step.error_status:
         patch["status"] = step.error_status

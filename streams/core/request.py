@@ -6,19 +6,19 @@ import base64
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
+from yarl import URL
 
+from models.secret_reference import SecretLookup, SecretReferenceError, resolve_references
 from models.settings import (
     DEFAULT_TIMEOUT,
     WorkflowStep,
     check_header_value,
     check_signing_secret,
-    check_url,
-    expand_env,
 )
+from models.webhook_url import check_webhook_url
 from streams.core.resolution import Endpoint
 
 DEFAULT_USER_AGENT = "OmniumOms/returnhook-0.1"
@@ -51,19 +51,24 @@ class WebhookRequest(BaseModel):
     signing_secrets: tuple[str, ...] = Field(default=(), repr=False)
 
     @cached_property
+    def parsed_url(self) -> URL:
+        """The URL as the client parses it; ValueError for one it cannot use."""
+        return URL(self.url)
+
+    @cached_property
     def origin(self) -> str:
         """scheme://host:port: what per-host limits and metric labels key on (no path, no query)."""
-        parts = urlsplit(self.url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        return f"{parts.scheme}://{parts.hostname}:{port}"
+        url = self.parsed_url
+        return f"{url.scheme}://{url.host_subcomponent}:{url.port}"
 
     @cached_property
     def hostname(self) -> str:
-        return urlsplit(self.url).hostname or ""
+        """The host exactly as the client connects to it (after yarl's normalisation)."""
+        return self.parsed_url.raw_host or ""
 
 
 class InvalidRequest(ValueError):
-    """The settings cannot make a request (an unset ``${ENV}``, a URL that is not http(s))."""
+    """The settings cannot make a request (a secret the tenant lacks, a URL the client refuses)."""
 
 
 def request_body(
@@ -92,13 +97,14 @@ def build_request(
     return_order_form_id: str | None,
     delivery_id: str,
     *,
-    env: Mapping[str, str],
+    secrets: SecretLookup,
     max_attempts: int,
     user_agent: str = DEFAULT_USER_AGENT,
     tenant_id: str = "",
     trace: Mapping[str, str] | None = None,
 ) -> WebhookRequest:
-    """``trace``: the input's W3C trace context; it wins over settings' headers of that name."""
+    """``${NAME}`` references resolve in ``tenant_id``'s own secrets only (or shared ones).
+    ``trace``: the input's W3C trace context; it wins over settings' headers of that name."""
     try:
         return _build(
             step,
@@ -106,13 +112,13 @@ def build_request(
             order,
             return_order_form_id,
             delivery_id,
-            env,
+            secrets,
             max_attempts,
             user_agent,
             tenant_id,
             trace or {},
         )
-    except LookupError as exc:
+    except SecretReferenceError as exc:
         raise InvalidRequest(str(exc)) from None
 
 
@@ -122,15 +128,18 @@ def _build(
     order: Mapping[str, Any],
     return_order_form_id: str | None,
     delivery_id: str,
-    env: Mapping[str, str],
+    lookup: SecretLookup,
     max_attempts: int,
     user_agent: str,
     tenant_id: str,
     trace: Mapping[str, str],
 ) -> WebhookRequest:
-    url = expand_env(endpoint.url, env)
+    def resolve(text: str) -> str:
+        return resolve_references(text, tenant_id, lookup)
+
+    url = resolve(endpoint.url)
     try:
-        check_url(url)
+        check_webhook_url(url, shown=endpoint.url)
     except ValueError as exc:
         raise InvalidRequest(f"webhook URL: {exc}") from None
     headers: dict[str, str] = {
@@ -143,24 +152,24 @@ def _build(
     connector = endpoint.connector
     if connector is not None:
         if connector.bearer_token is not None:
-            token = expand_env(connector.bearer_token.get_secret_value(), env)
+            token = resolve(connector.bearer_token.get_secret_value())
             headers["Authorization"] = f"Bearer {token}"
         elif connector.username is not None:
             password = connector.password.get_secret_value() if connector.password else ""
-            pair = f"{expand_env(connector.username, env)}:{expand_env(password, env)}"
+            pair = f"{resolve(connector.username)}:{resolve(password)}"
             headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
         for header in connector.custom_headers:
             if header.key.lower() not in RESERVED_HEADERS:
-                _set(headers, header.key, expand_env(header.value or "", env))
+                _set(headers, header.key, resolve(header.value or ""))
     for prop in step.request_headers:
         if prop.key.lower() not in RESERVED_HEADERS:
-            _set(headers, prop.key, expand_env(prop.value or "", env))
+            _set(headers, prop.key, resolve(prop.value or ""))
     for name, value in trace.items():
         _set(headers, name, value)
     timeout = connector.timeout if connector is not None else DEFAULT_TIMEOUT
     secrets: tuple[str, ...] = ()
     if connector is not None and connector.signing_secrets:
-        secrets = tuple(expand_env(s.get_secret_value(), env) for s in connector.signing_secrets)
+        secrets = tuple(resolve(s.get_secret_value()) for s in connector.signing_secrets)
         for secret in secrets:
             try:
                 check_signing_secret(secret)

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SkipValidation
 
 from models.delivery import Delivery
 from models.order import OrderView
 from models.records import AttemptRecord, OrderEventRecord, OrderPatchRecord, StepRef
+from models.secret_reference import SecretLookup
 from models.settings import TenantSettings, WorkflowStep
 from streams.core.decoder import Accepted
 from streams.core.identity import created_at, delivery_id, record_id, source_event_id
@@ -49,7 +50,8 @@ class Output(BaseModel):
 
 
 class WorkflowOptions(BaseModel):
-    env: Mapping[str, str] = {}
+    secrets: SkipValidation[SecretLookup] = {}
+    """``(tenant or SHARED, name) -> value``; a tenant's ``${NAME}`` reaches only its own."""
     max_attempts: int = 4
     user_agent: str = DEFAULT_USER_AGENT
     replay_id: str | None = None
@@ -99,7 +101,7 @@ async def run_workflow(
                     order,
                     accepted.return_order_form_id,
                     delivery_key,
-                    env=options.env,
+                    secrets=options.secrets,
                     max_attempts=options.max_attempts,
                     user_agent=options.user_agent,
                     tenant_id=tenant,

@@ -20,10 +20,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from models.secret_reference import secret_env_name
 from models.settings import TenantSettings
 
 TENANT_ID = "demo-shop"
-TOKEN_ENV = "DEMO_TOKEN"
+TOKEN_NAME = "TOKEN"
+#: Where the operator provides the tenant's own secret ${TOKEN}: RETURNHOOK_SECRET_DEMO_SHOP__TOKEN.
+TOKEN_ENV = secret_env_name(TENANT_ID, TOKEN_NAME) or ""
 ERROR_STATUS = "ReturnRejected"
 STEP_ERROR_KEY = "WebhookReturnWorkflowStep"
 
@@ -39,7 +42,7 @@ STEP_LABELS = {
 def tenant_settings(receiver_url: str) -> TenantSettings:
     """The demo tenant's settings, validated like ``returnhook settings publish`` does."""
     base = receiver_url.rstrip("/")
-    token = f"${{{TOKEN_ENV}}}"  # expanded by the worker from its environment
+    token = f"${{{TOKEN_NAME}}}"  # the tenant's own secret, resolved by the worker
     return TenantSettings.model_validate(
         {
             "tenantId": TENANT_ID,

@@ -202,7 +202,8 @@ async def _pipeline(demo: Demo) -> Outcomes:
         publish = publish_settings(bootstrap, catalog.settings.name, [settings])
         await _within(demo, publish, "publishing settings")
         done(
-            f"{len(settings.connectors)} connectors with bearer token ${{{demo_data.TOKEN_ENV}}}, "
+            f"{len(settings.connectors)} connectors with bearer token ${{{demo_data.TOKEN_NAME}}} "
+            f"(from {demo_data.TOKEN_ENV}), "
             f"{len(settings.return_workflow)} return-workflow steps → {catalog.settings.name}"
         )
 

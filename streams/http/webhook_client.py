@@ -18,7 +18,7 @@ import orjson
 from models.delivery import AttemptResult, Delivery, ErrorClass
 from streams.core.request import WebhookRequest
 from streams.core.response import parse_response
-from streams.http.egress import EgressPolicy, EgressRefused, GuardedResolver, check_literal
+from streams.http.egress import EgressPolicy, EgressRefused, GuardedConnector, check_literal
 from streams.http.signing import signature_headers
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class ResponseTooLarge(Exception):
 
 
 class UnusableUrl(Exception):
-    """A URL that passed validation but that the HTTP client refuses (``http://127.1/``)."""
+    """A URL or request the HTTP client refuses (``http://h:99999/``): final, never retried."""
 
 
 class WebhookClient:
@@ -74,10 +74,11 @@ class WebhookClient:
 
     async def start(self) -> None:
         if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self.max_in_flight,
-                limit_per_host=self.max_in_flight_per_host,
-                resolver=GuardedResolver(self.egress) if self.egress is not None else None,
+            limits = {"limit": self.max_in_flight, "limit_per_host": self.max_in_flight_per_host}
+            connector = (
+                GuardedConnector(self.egress, **limits)
+                if self.egress is not None
+                else aiohttp.TCPConnector(**limits)
             )
             # Our own per-attempt timeout applies; the session's default 5 minutes must not.
             self._session = aiohttp.ClientSession(
@@ -111,6 +112,15 @@ class WebhookClient:
         attempts = min(request.max_attempts, self.max_attempts)
         last_status: int | None = None
         reason = "not attempted"
+        try:
+            _ = request.origin  # parses the URL as the client will; a bad one must not escape
+        except (ValueError, TypeError) as exc:
+            return Delivery(
+                ok=False,
+                attempts=0,
+                duration_ms=_ms_since(started),
+                reason=f"not sent: the client cannot use the URL ({exc})",
+            )
         log: list[AttemptResult] = []
         for attempt in range(1, attempts + 1):
             began, clock_began = time.monotonic(), self._clock()
@@ -237,6 +247,8 @@ class WebhookClient:
             return status, b"", too_large, "response_too_large"
         except aiohttp.InvalidURL as exc:
             raise UnusableUrl(f"the client cannot use the URL ({exc})") from None
+        except (ValueError, TypeError) as exc:  # aiohttp building the request (URL, headers)
+            raise UnusableUrl(f"the client cannot build the request ({exc})") from None
         except aiohttp.ClientError as exc:
             refused = _egress_cause(exc)
             if refused is not None:

@@ -52,6 +52,10 @@ class WorkerConfig(KafkaConnection):
         default=(),
         description="CIDRs/hosts webhooks may reach although private (e.g. 10.1.0.0/16,.internal)",
     )
+    secrets_dir: Path | None = Field(
+        default=None,
+        description="tenants' secrets as files: <dir>/<tenant id>/<NAME>, <dir>/_shared/<NAME>",
+    )
     max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, gt=0)
     max_record_bytes: int = Field(default=DEFAULT_MAX_RECORD_BYTES, gt=0)
     user_agent: str = DEFAULT_USER_AGENT

@@ -1,7 +1,8 @@
 """Secrets never reach a log line, a metric or an echo of the settings.
 
 Two nets: the secret values themselves (tokens, passwords, sensitive header values, as they are
-in the settings and after ``${ENV}`` expansion), registered as settings are read; and patterns
+in the settings and as their ``${NAME}`` references resolve in the tenant's secrets), registered
+as settings are read and as secrets are looked up; and patterns
 (``Authorization``, ``Bearer``/``Basic`` credentials, ``user:password@`` in URLs) for anything
 that slips past the first.
 """
@@ -11,14 +12,19 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from models.settings import TenantSettings, expand_env
+from models.secret_reference import (
+    SecretLookup,
+    SecretReferenceError,
+    is_reference_only,
+    resolve_references,
+)
+from models.settings import TenantSettings
 
 MASK = "***"
-_ENV_ONLY = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")  # a reference, not the secret itself
 _MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words
 
 SENSITIVE_HEADER_HINTS = ("authorization", "token", "secret", "password", "api-key", "apikey")
@@ -70,8 +76,8 @@ class SecretRegistry:
 SECRETS = SecretRegistry()
 
 
-def settings_secrets(settings: TenantSettings, env: Mapping[str, str]) -> set[str]:
-    """Every secret a tenant's settings hold, as written and as the worker expands them."""
+def settings_secrets(settings: TenantSettings, secrets: SecretLookup) -> set[str]:
+    """Every secret a tenant's settings hold, as written and as their references resolve."""
     raw: set[str] = set()
     for connector in settings.connectors:
         if connector.bearer_token is not None:
@@ -86,14 +92,14 @@ def settings_secrets(settings: TenantSettings, env: Mapping[str, str]) -> set[st
         for prop in step.request_headers:
             if is_sensitive_header(prop.key, prop.sensitive) and prop.value:
                 raw.add(prop.value)
-    expanded = set()
+    resolved = set()
     for value in raw:
         try:
-            expanded.add(expand_env(value, env))
-        except LookupError:
-            pass
-    # A bare ${VAR} reference is not itself secret; its expansion is.
-    return {v for v in raw | expanded if not v.startswith("${")}
+            resolved.add(resolve_references(value, settings.tenant_id, secrets))
+        except SecretReferenceError:
+            pass  # the step that needs it fails with that reason; nothing to mask
+    # A bare ${NAME} reference is not itself secret; its value is.
+    return {v for v in raw | resolved if not is_reference_only(v)}
 
 
 def mask_url(url: str) -> str:
@@ -116,15 +122,15 @@ def masked_settings(settings: TenantSettings) -> dict[str, Any]:
     data = settings.model_dump(mode="json", by_alias=True, exclude_none=True)
     for connector in data.get("connectors", []):
         for field in ("bearerToken", "password"):
-            if connector.get(field) and not _ENV_ONLY.match(connector[field]):
+            if connector.get(field) and not is_reference_only(connector[field]):
                 connector[field] = MASK
         connector["signingSecrets"] = [
-            s if _ENV_ONLY.match(s) else MASK for s in connector.get("signingSecrets", [])
+            s if is_reference_only(s) else MASK for s in connector.get("signingSecrets", [])
         ]
         for header in connector.get("customHeaders", []):
             value = header.get("value") or ""
             sensitive = is_sensitive_header(header["key"], header.get("sensitive", False))
-            if sensitive and not _ENV_ONLY.match(value):
+            if sensitive and not is_reference_only(value):
                 header["value"] = MASK
         if connector.get("host"):
             connector["host"] = mask_url(SECRETS.mask(connector["host"]))
@@ -132,7 +138,7 @@ def masked_settings(settings: TenantSettings) -> dict[str, Any]:
         for prop in step.get("properties", []):
             header = (prop.get("keyGroup") or "").lower() == "requestheaders"
             sensitive = header and is_sensitive_header(prop["key"], prop.get("sensitive", False))
-            if sensitive and not _ENV_ONLY.match(prop.get("value") or ""):
+            if sensitive and not is_reference_only(prop.get("value") or ""):
                 prop["value"] = MASK
             elif prop.get("value") and prop["key"].lower() == "host":
                 prop["value"] = mask_url(SECRETS.mask(prop["value"]))

@@ -38,7 +38,8 @@ from aiokafka.structs import ConsumerRecord
 
 from models.delivery import Delivery
 from models.records import DeadLetterRecord, OrderEventRecord
-from models.settings import TenantSettings, WorkflowStep, expand_env
+from models.secret_reference import SecretReferenceError, resolve_references
+from models.settings import TenantSettings, WorkflowStep
 from streams.core.decoder import Accepted, Ignored, Rejected, decode
 from streams.core.identity import source_event_id
 from streams.core.request import WebhookRequest
@@ -46,7 +47,8 @@ from streams.core.resolution import resolve_endpoint, step_in_scope
 from streams.core.workflow import Output, Source, WorkflowOptions, run_workflow
 from streams.http.egress import EgressPolicy
 from streams.http.webhook_client import WebhookClient
-from streams.ops.redaction import mask_url
+from streams.ops.redaction import SECRETS, mask_url
+from streams.ops.secret_store import SecretStore
 from streams.replay.failed import FailedEvents
 from streams.replay.report import Progress, ReplayRequest, ReplayResult, ReplayStats, TenantPlan
 from streams.replay.window import format_time, to_ms
@@ -88,7 +90,9 @@ class Replay:
         self._end_ms = to_ms(request.end) if request.end is not None else None
         self._settings: dict[str, bytes] = {}
         self._topics: dict[str, list[int]] = {}
-        self._settings_cache = SettingsCache()
+        # The worker's rule: a tenant's ${NAME} reaches only its own secrets, never the env.
+        self._secrets = SecretStore(request.env, request.config.secrets_dir, on_read=SECRETS.add)
+        self._settings_cache = SettingsCache(self._secrets)
         self._headers = [(REPLAY_HEADER, request.replay_id.encode())]
         # The configured TLS/SASL/compression, on the bootstrap the command resolved.
         self._connection = request.config.connection_only().model_copy(
@@ -437,8 +441,8 @@ class Replay:
         if endpoint is None:
             return "no endpoint: connector not found (outcome Error, no call)"
         try:
-            url = expand_env(endpoint.url, self.request.env)
-        except LookupError as exc:
+            url = resolve_references(endpoint.url, settings.tenant_id, self._secrets)
+        except SecretReferenceError as exc:
             return f"{mask_url(endpoint.url)} (would not be sent: {exc})"
         return mask_url(url)
 
@@ -464,7 +468,7 @@ class Replay:
             egress=EgressPolicy(config.egress_allow),  # the same guard as the worker's
         )
         self._options = WorkflowOptions(
-            env=self.request.env,
+            secrets=self._secrets,
             max_attempts=client.max_attempts,
             user_agent=config.user_agent,
             replay_id=self.request.replay_id,

@@ -35,6 +35,8 @@ from streams.http.webhook_client import WebhookClient
 from streams.kafka.topics import TopicCatalog, load_topics
 from streams.ops.config import WorkerConfig
 from streams.ops.metrics import Metrics
+from streams.ops.redaction import SECRETS
+from streams.ops.secret_store import SecretStore
 from streams.worker.lanes import Job, KeyedLanes
 from streams.worker.seek_first_recovery import SeekFirstTableManager
 from streams.worker.tenant_settings import SettingsCache
@@ -169,7 +171,9 @@ class Returnhook:
                 beacon=self.app.tables.beacon,
             )
         )
-        self.settings_cache = SettingsCache(self.env)
+        # Tenants' ${NAME} references reach only their own namespace of these, never self.env.
+        self.secrets = SecretStore(self.env, config.secrets_dir, on_read=SECRETS.add)
+        self.settings_cache = SettingsCache(self.secrets)
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry, self.stats)
         self.client = WebhookClient(
@@ -181,7 +185,7 @@ class Returnhook:
             egress=EgressPolicy(config.egress_allow),
         )
         self.options = WorkflowOptions(
-            env=self.env,
+            secrets=self.secrets,
             max_attempts=self.client.max_attempts,
             user_agent=config.user_agent,
             attempt_log=config.attempt_log,

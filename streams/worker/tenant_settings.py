@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from pydantic import ValidationError
 
-from models.settings import TenantSettings
+from models.secret_reference import SecretLookup
+from models.settings import RUN_TIME, TenantSettings
 from streams.core.decoder import Rejected
 from streams.core.response import describe
 from streams.ops.redaction import SECRETS, SecretRegistry, settings_secrets
@@ -16,23 +15,23 @@ class SettingsCache:
     """Parses each distinct settings record once: the table hands us the same bytes per event."""
 
     def __init__(
-        self, env: Mapping[str, str] | None = None, secrets: SecretRegistry = SECRETS
+        self, secrets: SecretLookup | None = None, registry: SecretRegistry = SECRETS
     ) -> None:
         self._parsed: dict[bytes, TenantSettings | str] = {}
-        self._env = env or {}
-        self._secrets = secrets
+        self._secrets: SecretLookup = secrets if secrets is not None else {}
+        self._registry = registry
 
     def parse(self, raw: bytes) -> TenantSettings | str:
         """The settings, or why the record on the topic is not valid settings."""
         cached = self._parsed.get(raw)
         if cached is None:
             try:
-                cached = TenantSettings.model_validate_json(raw)
+                cached = TenantSettings.model_validate_json(raw, context=RUN_TIME)
             except ValidationError as exc:
                 cached = describe(exc)
             else:
                 # Registered before any request is built: from here on, logs mask them.
-                self._secrets.add(settings_secrets(cached, self._env))
+                self._registry.add(settings_secrets(cached, self._secrets))
             if len(self._parsed) > 10_000:  # old versions of every tenant's settings
                 self._parsed.clear()
             self._parsed[raw] = cached

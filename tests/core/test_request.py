@@ -9,7 +9,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from models.settings import Connector, WorkflowStep
+from models.settings import Connector, StepProperty, WorkflowStep
 from streams.core.request import (
     DEFAULT_USER_AGENT,
     RESERVED_HEADERS,
@@ -54,10 +54,13 @@ def _build(
         ORDER if order is None else order,
         return_id,
         delivery,
-        env=env or {},
+        secrets={(kwargs.get("tenant_id", TENANT), k): v for k, v in (env or {}).items()},
         max_attempts=max_attempts,
-        **kwargs,
+        **{"tenant_id": TENANT, **kwargs},
     )
+
+
+TENANT = "acme"
 
 
 def _header(request: WebhookRequest, name: str) -> str | None:
@@ -208,7 +211,7 @@ def test_non_reserved_defaults_may_be_overridden(name: str, value: str) -> None:
     assert _header(_build(_step({name.lower(): value})), name) == value
 
 
-# env expansion --------------------------------------------------------------------------------
+# secret references (the env dicts here are the tenant's own secrets) ----------------------------
 
 ENV = {
     "ERP_TOKEN": "secret-tok",
@@ -256,8 +259,59 @@ def test_env_in_url() -> None:
 def test_missing_env_var_is_an_invalid_request_naming_it(kwargs: dict, var: str) -> None:
     with pytest.raises(InvalidRequest) as info:
         _build(env=ENV, **kwargs)
-    assert f"${{{var}}}" in str(info.value)
+    assert str(info.value) == f"secret {var} is not available to tenant 'acme'"
     assert "secret-tok" not in str(info.value)
+
+
+def test_another_tenants_secret_is_not_reached() -> None:
+    """The same name in another tenant's namespace is not this tenant's secret."""
+    connector = _connector(bearerToken="${ERP_TOKEN}")
+    with pytest.raises(InvalidRequest, match="not available to tenant 'beta'"):
+        build_request(
+            _step(),
+            Endpoint(url=URL, connector=connector),
+            ORDER,
+            None,
+            "d",
+            secrets={("acme", "ERP_TOKEN"): "acme-token"},
+            max_attempts=4,
+            tenant_id="beta",
+        )
+
+
+@pytest.mark.parametrize(
+    "inner", ["RETURNHOOK_SECRET_BETA__ERP_TOKEN", "RETURNHOOK_BROKER", "beta:ERP_TOKEN"]
+)
+def test_a_reference_out_of_the_namespace_is_never_expanded(inner: str) -> None:
+    """Written past ``settings publish``: an error naming the reference, no value."""
+    step = WorkflowStep.model_construct(
+        properties=[
+            StepProperty.model_construct(
+                key="X-Leak", value="${" + inner + "}", key_group="RequestHeaders", sensitive=False
+            )
+        ]
+    )
+    with pytest.raises(InvalidRequest, match="is not a secret reference") as info:
+        _build(step, env={inner: "planted", "ERP_TOKEN": "planted"})
+    assert "planted" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "http://example.invalid:99999/x",
+        "http://[zz]/",
+        "http://１２７.０.０.１:8080/",
+        "http://127。0。0。1/",
+        "http://①②⑦.0.0.1/",
+    ],
+)
+def test_a_url_the_client_would_misread_is_invalid_without_showing_the_secret(value: str) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        _build(url="${HOOK_URL}", env={"HOOK_URL": value})
+    assert "webhook URL" in str(info.value)
+    assert "${HOOK_URL}" in str(info.value)
+    assert value not in str(info.value)
 
 
 @pytest.mark.parametrize("value", ["ftp://x.example", "not a url", "x.example/path", "https://"])

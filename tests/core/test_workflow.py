@@ -347,7 +347,9 @@ async def test_connector_endpoint_and_step_ref_connector_id() -> None:
             }
         ],
     )
-    outputs = await _run(_accepted(), settings, deliver, WorkflowOptions(env={"ERP_TOKEN": "tk"}))
+    outputs = await _run(
+        _accepted(), settings, deliver, WorkflowOptions(secrets={("acme", "ERP_TOKEN"): "tk"})
+    )
     (request,) = calls
     assert request.url == "https://erp.example/returns"
     assert request.headers["Authorization"] == "Bearer tk"
@@ -670,31 +672,52 @@ async def test_skipped_steps_do_not_wait() -> None:
 
 
 @pytest.mark.parametrize("stop", [True, False])
-async def test_missing_env_var_fails_the_delivery_without_calling(stop: bool) -> None:
+async def test_a_missing_secret_is_a_step_error_without_calling(stop: bool) -> None:
+    """Not sent at all is a configuration error: Error whatever stopOnError says."""
     deliver, calls = _script()
     settings = _settings(
         _step(0, host=None, stop=stop, error_status="ReturnFailed"),
         _step(1, host=None),
         connectors=[{"host": "https://erp.example", "bearerToken": "${ERP_TOKEN}"}],
     )
-    outputs = await _run(_accepted(), settings, deliver, WorkflowOptions(env={"OTHER": "x"}))
+    options = WorkflowOptions(secrets={("beta", "ERP_TOKEN"): "planted"})
+    outputs = await _run(_accepted(), settings, deliver, options)
     assert calls == []
     first = _events(outputs)[0]
-    assert first.action_status == ("Error" if stop else "Warning")
-    assert first.error_reason is not None
-    assert first.error_reason.startswith("not sent: ") and "${ERP_TOKEN}" in first.error_reason
+    assert first.action_status == "Error"
+    assert first.error_reason == "not sent: secret ERP_TOKEN is not available to tenant 'acme'"
     assert (first.attempts, first.http_status) == (0, None)
     assert first.continue_workflow is not stop
     assert first.skipped_steps == ([1] if stop else [])
     entry = _patches(outputs)[0].patch["errors"][-1]
     assert entry["details"] == "no response after 0 attempts"
+    assert entry["severity"] == "Error"
     assert _patches(outputs)[0].patch.get("status") == ("ReturnFailed" if stop else None)
+    assert (
+        "planted" not in orjson.dumps([o.record.model_dump(mode="json") for o in outputs]).decode()
+    )
 
 
-async def test_env_var_present_is_expanded() -> None:
+async def test_a_bad_url_written_past_publish_is_a_step_error_and_the_next_step_runs() -> None:
+    deliver, calls = _script(_ok())
+    settings = _settings(
+        _step(0, host="https://example.invalid"), _step(1, host="https://good.example/")
+    )
+    # as if produced straight onto the topic: settings publish refuses this URL
+    settings.return_workflow[0].properties[0].value = "http://example.invalid:99999/x"
+    outputs = await _run(_accepted(), settings, deliver, WorkflowOptions())
+    first, second = _events(outputs)
+    assert first.action_status == "Error"
+    assert "port" in (first.error_reason or "") and "99999" in (first.error_reason or "")
+    assert second.action_status == "Success"
+    assert [c.url for c in calls] == ["https://good.example/"]
+
+
+async def test_a_secret_present_is_resolved() -> None:
     deliver, calls = _script(_ok())
     settings = _settings(_step(0, host="https://${HOOK_HOST}/r"))
-    await _run(_accepted(), settings, deliver, WorkflowOptions(env={"HOOK_HOST": "h.example"}))
+    options = WorkflowOptions(secrets={("acme", "HOOK_HOST"): "h.example"})
+    await _run(_accepted(), settings, deliver, options)
     assert calls[0].url == "https://h.example/r"
 
 

@@ -63,18 +63,32 @@ def test_invalid_secrets_are_rejected_in_settings(bad: str) -> None:
         Connector(host="https://erp.example.com", signing_secrets=[bad])
 
 
-def test_an_env_reference_is_expanded_and_checked_when_the_request_is_built() -> None:
+def test_a_secret_reference_is_resolved_and_checked_when_the_request_is_built() -> None:
     connector = Connector(host="https://erp.example.com", signing_secrets=["${SIGNING}"])
     endpoint = Endpoint(url="https://erp.example.com", connector=connector)
     secret = new_secret()
     request = build_request(
-        WorkflowStep(), endpoint, {"id": "o"}, None, "d", env={"SIGNING": secret}, max_attempts=4
+        WorkflowStep(),
+        endpoint,
+        {"id": "o"},
+        None,
+        "d",
+        secrets={("t", "SIGNING"): secret},
+        max_attempts=4,
+        tenant_id="t",
     )
     assert request.signing_secrets == (secret,)
     assert secret not in repr(request)
     with pytest.raises(InvalidRequest, match="signing secret"):
         build_request(
-            WorkflowStep(), endpoint, {"id": "o"}, None, "d", env={"SIGNING": "x"}, max_attempts=4
+            WorkflowStep(),
+            endpoint,
+            {"id": "o"},
+            None,
+            "d",
+            secrets={("t", "SIGNING"): "x"},
+            max_attempts=4,
+            tenant_id="t",
         )
 
 
@@ -88,7 +102,7 @@ async def test_every_attempt_is_signed_on_the_wire(receiver: RecordingReceiver) 
         {"id": "o-1"},
         "r-1",
         "delivery-7",
-        env={},
+        secrets={},
         max_attempts=4,
     )
     async with WebhookClient(retry_delays=(0.01,) * 3) as client:

@@ -13,8 +13,8 @@ receiver that drops connections.
   middle of a 2xx body (a raw server that promises more bytes than it sends); both are retried
   and succeed on the second attempt.
 
-Every worker carries planted secrets (a bearer token and a signing secret through `${ENV}`),
-and its log, at debug level, must not contain them.
+Every worker carries planted secrets (a bearer token and a signing secret, referenced as
+`${shared:NAME}`), and its log, at debug level, must not contain them.
 """
 
 from __future__ import annotations
@@ -62,7 +62,10 @@ pytestmark = pytest.mark.integration
 # Planted secrets: distinctive, so that a hit in a log can only be a leak.
 BEARER_TOKEN = f"tok-{uuid.uuid4().hex}-Fq"
 SIGNING_SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
-SECRET_ENV = {"ERP_TOKEN": BEARER_TOKEN, "SIGNING_SECRET": SIGNING_SECRET}
+SECRET_ENV = {  # shared by the operator with every tenant of these tests
+    "RETURNHOOK_SHARED_SECRET_ERP_TOKEN": BEARER_TOKEN,
+    "RETURNHOOK_SHARED_SECRET_SIGNING_SECRET": SIGNING_SECRET,
+}
 PLANTED = (BEARER_TOKEN, SIGNING_SECRET, SIGNING_SECRET.removeprefix("whsec_"))
 
 MAX_ATTEMPTS = 4  # the worker's default: three retry delays
@@ -92,8 +95,8 @@ def signed_settings(tenant: str, url: str) -> dict:
                 "name": "Webhook",
                 "connectorId": "erp",
                 "host": url,
-                "bearerToken": "${ERP_TOKEN}",
-                "signingSecrets": ["${SIGNING_SECRET}"],
+                "bearerToken": "${shared:ERP_TOKEN}",
+                "signingSecrets": ["${shared:SIGNING_SECRET}"],
             }
         ],
         "returnWorkflow": [

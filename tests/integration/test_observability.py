@@ -523,7 +523,7 @@ def secrets_settings(receiver: RecordingReceiver) -> list[dict]:
                 {
                     "name": "Webhook",
                     "host": url("/bearer"),
-                    "bearerToken": "${PLANTED_ERP_TOKEN}",
+                    "bearerToken": "${shared:PLANTED_ERP_TOKEN}",
                     "customHeaders": [{"key": "X-Api-Key", "value": API_KEY}],
                 }
             ],
@@ -641,7 +641,7 @@ async def secrets_run(
     receiver.route("/bearer", echo_secrets)
     receiver.route("/basic", echo_basic)
     await publish(topics, secrets_settings(receiver))
-    env = {"PLANTED_ERP_TOKEN": BEARER_TOKEN}
+    env = {"RETURNHOOK_SHARED_SECRET_PLANTED_ERP_TOKEN": BEARER_TOKEN}
     ports = {"json": free_port(), "text": free_port()}
 
     def start(log_format: str) -> WorkerProcess:
@@ -840,7 +840,7 @@ async def test_no_secret_in_settings_show_or_list(secrets_run: SecretsRun) -> No
             assert_no_secret(output, command)
     bearer = yaml.safe_load(secrets_run.cli["settings show s-bearer"][1])
     [connector] = bearer["connectors"]
-    assert connector["bearerToken"] == "${PLANTED_ERP_TOKEN}"  # a reference is no secret
+    assert connector["bearerToken"] == "${shared:PLANTED_ERP_TOKEN}"  # a reference is no secret
     assert connector["customHeaders"] == [{"key": "X-Api-Key", "value": "***"}]
     basic = yaml.safe_load(secrets_run.cli["settings show s-basic"][1])
     [connector] = basic["connectors"]

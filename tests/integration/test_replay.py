@@ -106,7 +106,11 @@ def settings(receiver: RecordingReceiver) -> list[dict[str, Any]]:
             # A connector with a bearer token from the environment; Error on failure.
             "tenantId": TENANT_A,
             "connectors": [
-                {"name": "Webhook", "host": receiver.url("/a"), "bearerToken": "${REPLAY_TOKEN}"}
+                {
+                    "name": "Webhook",
+                    "host": receiver.url("/a"),
+                    "bearerToken": "${shared:REPLAY_TOKEN}",
+                }
             ],
             "returnWorkflow": [
                 {
@@ -156,7 +160,7 @@ class CliRun:
 
 
 def run_cli(*args: str, timeout: float = 60.0) -> CliRun:
-    env = _environment({"REPLAY_TOKEN": TOKEN, "COLUMNS": "200"})
+    env = _environment({"RETURNHOOK_SHARED_SECRET_REPLAY_TOKEN": TOKEN, "COLUMNS": "200"})
     started = time.monotonic()
     done = subprocess.run(
         [str(RETURNHOOK), *args],
@@ -258,7 +262,12 @@ async def story(
     tenants = [TenantSettings.model_validate(s) for s in settings(receiver)]
     await publish_settings(bootstrap, topics.catalog.settings.name, tenants)
     group = unique_app_id("rh-replay")
-    await asyncio.to_thread(start_module_worker, topics, app_id=group, env={"REPLAY_TOKEN": TOKEN})
+    await asyncio.to_thread(
+        start_module_worker,
+        topics,
+        app_id=group,
+        env={"RETURNHOOK_SHARED_SECRET_REPLAY_TOKEN": TOKEN},
+    )
 
     # 1. Before the window: the receiver answers.
     receiver.route("/a", SUCCESS)
@@ -507,7 +516,7 @@ def in_process_request(topics: TestTopics, **overrides: Any) -> ReplayRequest:
         "end": None,
         "replay_id": new_replay_id(now),
         "config": WorkerConfig(broker=topics.bootstrap, retry_delays=(0.1,)),
-        "env": {"REPLAY_TOKEN": TOKEN},
+        "env": {"RETURNHOOK_SHARED_SECRET_REPLAY_TOKEN": TOKEN},
         **overrides,
     }
     return ReplayRequest(**options)

@@ -29,6 +29,7 @@ import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 
+from models.secret_reference import secret_env_name
 from models.settings import TenantSettings
 from streams.core.identity import delivery_id, record_id
 from streams.kafka.settings_file import publish_settings
@@ -582,7 +583,7 @@ async def batch(
         start_module_worker,
         topics,
         log_level="debug",
-        env={"ERP_TOKEN": BEARER_TOKEN},
+        env={secret_env_name(tenant("secret-bearer"), "ERP_TOKEN"): BEARER_TOKEN},
         ready_timeout=60.0,
     )
     run = Batch(topics=topics, receiver=shared_receiver, worker=worker, closed_port=refused)

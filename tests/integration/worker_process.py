@@ -25,7 +25,8 @@ class WorkerProcess(_WorkerProcess):
 
     `broker=None` leaves `--broker` out (and `RETURNHOOK_BROKER` unset): the worker starts the
     embedded broker itself. `env` adds to (or, with a None value, removes from) the inherited
-    environment, e.g. the secrets that settings reference as `${ERP_TOKEN}`.
+    environment, e.g. a tenant's secrets (`${ERP_TOKEN}` reads
+    RETURNHOOK_SECRET_<TENANT>__ERP_TOKEN).
     """
 
     def __init__(

@@ -1,4 +1,4 @@
-"""Tenant settings (models/settings.py): parsing, validation, env expansion."""
+"""Tenant settings (models/settings.py): parsing, validation, secret references."""
 
 from __future__ import annotations
 
@@ -12,15 +12,14 @@ from pydantic import ValidationError
 from models.settings import (
     CONNECTOR_NAME,
     DEFAULT_TIMEOUT,
+    RUN_TIME,
     STEP_NAME,
     Connector,
     Header,
-    MissingEnvironment,
     StepProperty,
     TenantSettings,
     WorkflowStep,
     check_url,
-    expand_env,
     is_request_header,
 )
 
@@ -248,6 +247,24 @@ BAD_URLS = [
     "javascript:alert(1)",
     "",
     "//erp.example.com",
+    # what the HTTP client would read differently, or not at all (issue 17)
+    "http://example.invalid:99999/x",
+    "http://example.invalid:0/x",
+    "http://example.invalid:+80/x",
+    "http://[zz]/",
+    "http://１２７.０.０.１:8080/",
+    "http://127。0。0。1/",
+    "http://①②⑦.0.0.1/",
+    "http://１６９.２５４.１６９.２５４/latest/meta-data/",
+    "http://bücher.example/",
+    "http://host:８０/",
+    "http://127.1/",
+    "http://0x7f.0.0.1/",
+    "http://2130706433/",
+    "http://017.0.0.1/",
+    "http://127.0.0.1./",
+    "https://${RETURNHOOK_SECRET_BETA__HOST}/x",
+    "${RETURNHOOK_BROKER}",
 ]
 
 
@@ -406,39 +423,65 @@ def test_connector_ids_differing_only_in_case_are_distinct() -> None:
     assert len(settings.connectors) == 2
 
 
-# expand_env -----------------------------------------------------------------------------------
+# secret references ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("text", "env", "expected"),
+    "document",
     [
-        ("${A}", {"A": "1"}, "1"),
-        ("Bearer ${A}", {"A": "tok"}, "Bearer tok"),
-        ("${A}${B}", {"A": "1", "B": "2"}, "12"),
-        (
-            "https://${HOST}/x/${PATH_1}",
-            {"HOST": "h.example", "PATH_1": "p"},
-            "https://h.example/x/p",
-        ),
-        ("no refs", {}, "no refs"),
-        ("$A and ${ not closed", {}, "$A and ${ not closed"),
-        ("${1A}", {}, "${1A}"),
-        ("${A}", {"A": ""}, ""),
-        ("${A}", {"A": "${B}"}, "${B}"),
+        {"connectors": [{"bearerToken": "${RETURNHOOK_SECRET_BETA__TOKEN}"}]},
+        {"connectors": [{"password": "${RETURNHOOK_BROKER}", "username": "u"}]},
+        {"connectors": [{"username": "${other:TOKEN}"}]},
+        {"connectors": [{"customHeaders": [{"key": "X-Leak", "value": "${HOME-}"}]}]},
+        {"connectors": [{"signingSecrets": ["${beta.TOKEN}"]}]},
+        {
+            "returnWorkflow": [
+                {
+                    "properties": [
+                        {"key": "X-Leak", "value": "a ${1A}", "keyGroup": "RequestHeaders"}
+                    ]
+                }
+            ]
+        },
+        {"returnWorkflow": [{"properties": [{"key": "Host", "value": "https://${A__B}/"}]}]},
     ],
 )
-def test_expand_env(text: str, env: dict[str, str], expected: str) -> None:
-    assert expand_env(text, env) == expected
+def test_references_outside_the_tenants_namespace_are_refused(document: dict) -> None:
+    with pytest.raises(ValidationError) as info:
+        TenantSettings.model_validate({"tenantId": "acme", **document})
+    assert "is not a secret reference" in str(info.value)
 
 
-def test_expand_env_missing_names_the_variable() -> None:
-    with pytest.raises(MissingEnvironment) as info:
-        expand_env("x ${PRESENT} ${ERP_TOKEN}", {"PRESENT": "1"})
-    assert info.value.name == "ERP_TOKEN"
-    assert "${ERP_TOKEN}" in str(info.value)
-    assert isinstance(info.value, LookupError)
+def test_references_to_own_and_shared_secrets_are_accepted() -> None:
+    settings = TenantSettings.model_validate(
+        {
+            "tenantId": "acme",
+            "connectors": [
+                {
+                    "host": "https://${ERP_HOST}/r",
+                    "bearerToken": "${ERP_TOKEN}",
+                    "customHeaders": [{"key": "X-Key", "value": "k ${shared:PARTNER_KEY}"}],
+                }
+            ],
+        }
+    )
+    assert settings.connectors[0].bearer_token.get_secret_value() == "${ERP_TOKEN}"
 
 
-def test_expand_env_is_case_sensitive() -> None:
-    with pytest.raises(MissingEnvironment):
-        expand_env("${token}", {"TOKEN": "x"})
+def test_a_worker_loads_what_publish_refuses_so_only_the_step_fails() -> None:
+    """Written past ``settings publish``: the worker still reads the record (RUN_TIME context);
+    the request build checks URL and references again and fails that one step."""
+    document = {
+        "tenantId": "acme",
+        "connectors": [
+            {"host": "http://example.invalid:99999/x", "bearerToken": "${RETURNHOOK_BROKER}"}
+        ],
+        "returnWorkflow": [
+            {"properties": [{"key": "Host", "value": "http://１２７.０.０.１/"}]},
+            {"properties": [{"key": "X", "value": "${a:b}", "keyGroup": "RequestHeaders"}]},
+        ],
+    }
+    with pytest.raises(ValidationError):
+        TenantSettings.model_validate(document)
+    settings = TenantSettings.model_validate_json(json.dumps(document), context=RUN_TIME)
+    assert settings.connectors[0].host == "http://example.invalid:99999/x"

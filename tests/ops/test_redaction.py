@@ -173,9 +173,9 @@ def test_sensitive_header_names(name: str, sensitive: bool) -> None:
 # --- secrets of settings -----------------------------------------------------------------------
 
 
-def test_settings_secrets_include_expansions_but_not_bare_references() -> None:
-    found = settings_secrets(settings(), {"ERP_TOKEN": TOKEN})
-    assert TOKEN in found  # ${ERP_TOKEN} as the worker expands it
+def test_settings_secrets_include_resolved_references_but_not_bare_ones() -> None:
+    found = settings_secrets(settings(), {("acme", "ERP_TOKEN"): TOKEN})
+    assert TOKEN in found  # ${ERP_TOKEN} as it resolves for tenant acme
     assert "${ERP_TOKEN}" not in found  # a reference is no secret
     assert {PASSWORD, API_KEY, REF, "tracking-value-1", "Token lit-5678"} <= found
     assert not {"oms", "plain-value", "erp-user", "ReturnFailed"} & found
@@ -187,17 +187,22 @@ def test_settings_secrets_without_the_environment_keep_literal_ones() -> None:
     assert PASSWORD in found and API_KEY in found
 
 
+def test_another_tenants_secret_is_not_resolved_for_masking() -> None:
+    found = settings_secrets(settings(), {("beta", "ERP_TOKEN"): TOKEN})
+    assert TOKEN not in found
+
+
 def test_a_partly_referenced_secret_is_registered_both_ways() -> None:
     tenant = settings(
         connectors=[{"name": "Webhook", "host": "https://h", "bearerToken": "v1.${ERP_TOKEN}"}]
     )
-    found = settings_secrets(tenant, {"ERP_TOKEN": TOKEN})
+    found = settings_secrets(tenant, {("acme", "ERP_TOKEN"): TOKEN})
     assert f"v1.{TOKEN}" in found
 
 
 def test_settings_secrets_feed_the_registry_so_logs_mask_them() -> None:
     registry = SecretRegistry()
-    registry.add(settings_secrets(settings(), {"ERP_TOKEN": TOKEN}))
+    registry.add(settings_secrets(settings(), {("acme", "ERP_TOKEN"): TOKEN}))
     line = f"calling with {TOKEN}, {API_KEY}, {PASSWORD}, {REF} for erp-user"
     assert registry.mask(line) == f"calling with {MASK}, {MASK}, {MASK}, {MASK} for erp-user"
 
