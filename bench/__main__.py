@@ -48,6 +48,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--hosts", type=int, default=4, help="receiver ports for fast tenants")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive step")
+    parser.add_argument("--no-lean", action="store_true", help="skip the lean step")
     parser.add_argument("--no-ceilings", action="store_true", help="skip the ceilings")
     parser.add_argument(
         "--profile", action="store_true", help="py-spy our worker during extra 0 ms runs"
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         worker_env=worker_env,
         worker_src=args.worker_src.resolve() if args.worker_src else None,
         naive=not args.no_naive,
+        lean=not args.no_lean,
         ceilings=not args.no_ceilings,
         profile=args.profile,
         hosts=args.hosts,

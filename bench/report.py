@@ -14,6 +14,8 @@ from bench.stats import median
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = {
+    "0ms_cpu_vs_floor": ("<=", 3.0),
+    "50ms_cpu_vs_floor": ("<=", 3.0),
     "0ms_vs_ceiling": (">=", 0.7),
     "50ms_vs_bound": (">=", 0.8),
     "50ms_vs_naive": (">=", 50.0),
@@ -83,6 +85,22 @@ def aggregate(results: dict[str, Any]) -> dict[str, Any]:
         present = [v for v in values if v is not None]
         return min(present) if present else None
 
+    def cpu(key: str) -> float | None:
+        return (ceilings.get(key) or {}).get("cpu_s_per_1000")
+
+    # The floor: what the libraries alone spend per event, from this run's bare pipes.
+    kafka_cpu = cpu("kafka")
+    floor = {
+        delay: round(http + kafka_cpu, 4) if http is not None and kafka_cpu is not None else None
+        for delay, http in (("0ms", cpu("http_0ms")), ("50ms", cpu("http_50ms")))
+    }
+    for key, fig in figures.items():
+        scenario = key.split(":", 1)[1]
+        fig["cpu_vs_floor"] = ratio(fig["cpu_s_per_1000"], floor.get(scenario, floor["0ms"]))
+
+    def vs_floor(key: str) -> float | None:
+        return (figures.get(key) or {}).get("cpu_vs_floor")
+
     ceiling_0 = lowest(ceil("http_0ms"), ceil("kafka"))
     bound_50_all = lowest(bound_50, ceil("http_50ms"), ceil("kafka"))
     alone = (figures.get("ours:slow-tenant/alone") or {}).get("latency_ms", {}).get("fast", {})
@@ -93,6 +111,11 @@ def aggregate(results: dict[str, Any]) -> dict[str, Any]:
         "50ms_vs_naive": ratio(eps("ours:50ms"), eps("naive:50ms")),
         "slow_tenant_fast_p99_ratio": ratio(mixed.get("p99"), alone.get("p99")),
         "0ms_vs_naive": ratio(eps("ours:0ms"), eps("naive:0ms")),
+        "0ms_cpu_vs_floor": vs_floor("ours:0ms"),
+        "50ms_cpu_vs_floor": vs_floor("ours:50ms"),
+        "0ms_lean_cpu_vs_floor": vs_floor("lean:0ms"),
+        "50ms_lean_cpu_vs_floor": vs_floor("lean:50ms"),
+        "50ms_vs_lean": ratio(eps("ours:50ms"), eps("lean:50ms")),
     }
     verdicts = {}
     for name, (op, target) in TARGETS.items():
@@ -107,6 +130,7 @@ def aggregate(results: dict[str, Any]) -> dict[str, Any]:
             "in_flight_over_50ms": bound_50,
             "ceiling_0ms": ceiling_0,
             "bound_50ms": bound_50_all,
+            "cpu_floor_s_per_1000": floor,
         },
         "ratios": ratios,
         "targets": verdicts,
@@ -144,6 +168,7 @@ def markdown(results: dict[str, Any], summary: dict[str, Any]) -> str:
                 _f(lat.get("p50")),
                 _f(lat.get("p99")),
                 _f(f["cpu_s_per_1000"], 2) if group == "all" else "",
+                _f(f.get("cpu_vs_floor"), 1) if group == "all" else "",
                 _f(f["peak_rss_mb"], 0) if group == "all" else "",
                 note,
             )
@@ -163,22 +188,26 @@ def markdown(results: dict[str, Any], summary: dict[str, Any]) -> str:
                 _f(lat.get("p99")),
                 _f(c.get("cpu_s_per_1000"), 2),
                 "",
+                "",
                 note,
             )
         )
 
     fig_row("0 ms", "**ours**", "ours:0ms")
-    fig_row("0 ms", "naive", "naive:0ms")
+    fig_row("0 ms", "naive", "naive:0ms", note="faust agent, one awaited call per event")
+    fig_row("0 ms", "lean", "lean:0ms", note="aiokafka getmany + gathered calls, no order")
     ceiling_row("0 ms", "HTTP ceiling", "http_0ms", "bare aiohttp, request latency, client CPU")
     ceiling_row("0 ms", "Kafka ceiling", "kafka", "bare aiokafka consume→produce")
     fig_row("50 ms", "**ours**", "ours:50ms")
     fig_row("50 ms", "naive", "naive:50ms")
+    fig_row("50 ms", "lean", "lean:50ms")
     ceiling_row("50 ms", "HTTP ceiling", "http_50ms", "bare aiohttp, request latency, client CPU")
     rows.append(
         (
             "50 ms",
             "in-flight ÷ latency",
             _f(bounds["in_flight_over_50ms"]),
+            "",
             "",
             "",
             "",
@@ -194,8 +223,8 @@ def markdown(results: dict[str, Any], summary: dict[str, Any]) -> str:
     fig_row("failing tenant", "ours, fast", "ours:failing-tenant", "fast")
     fig_row("failing tenant", "ours, failing (500)", "ours:failing-tenant", "failing")
     header = (
-        "| scenario | system | events/s | p50 ms | p99 ms | CPU s / 1000 ev | peak RSS MB "
-        "| note |\n|---|---|---:|---:|---:|---:|---:|---|"
+        "| scenario | system | events/s | p50 ms | p99 ms | CPU s / 1000 ev | × floor "
+        "| peak RSS MB | note |\n|---|---|---:|---:|---:|---:|---:|---:|---|"
     )
     lines = [
         f"### returnhook bench, {results.get('mode')} mode "
@@ -209,6 +238,8 @@ def markdown(results: dict[str, Any], summary: dict[str, Any]) -> str:
         "|---|---:|---|---|",
     ]
     names = {
+        "0ms_cpu_vs_floor": "0 ms: ours, CPU per event / floor",
+        "50ms_cpu_vs_floor": "50 ms: ours, CPU per event / floor",
         "0ms_vs_ceiling": "0 ms: ours / min(HTTP ceiling, Kafka ceiling)",
         "50ms_vs_bound": "50 ms: ours / min(in-flight ÷ latency, ceilings)",
         "50ms_vs_naive": "50 ms: ours / naive",
@@ -217,9 +248,24 @@ def markdown(results: dict[str, Any], summary: dict[str, Any]) -> str:
     for name, verdict in summary["targets"].items():
         met = {True: "yes", False: "**no**", None: "–"}[verdict["met"]]
         lines.append(f"| {names[name]} | {_f(verdict['value'], 2)} | {verdict['target']} | {met} |")
-    extra = summary["ratios"].get("0ms_vs_naive")
-    if extra is not None:
-        lines.append(f"| 0 ms: ours / naive (no target) | {_f(extra, 2)} | – | – |")
+    for name, label in (
+        ("0ms_vs_naive", "0 ms: ours / naive"),
+        ("50ms_vs_lean", "50 ms: ours / lean"),
+        ("0ms_lean_cpu_vs_floor", "0 ms: lean, CPU per event / floor"),
+        ("50ms_lean_cpu_vs_floor", "50 ms: lean, CPU per event / floor"),
+    ):
+        extra = summary["ratios"].get(name)
+        if extra is not None:
+            lines.append(f"| {label} (no target) | {_f(extra, 2)} | – | – |")
+    floor = bounds.get("cpu_floor_s_per_1000") or {}
+    if any(v is not None for v in floor.values()):
+        lines += [
+            "",
+            "× floor: the system's CPU per event ÷ (the bare aiohttp client's CPU per request + "
+            "the bare Kafka pipe's CPU per record), both from this run: "
+            f"{_f(floor.get('0ms'), 3)} s / 1000 at 0 ms, {_f(floor.get('50ms'), 3)} at 50 ms "
+            "(the HTTP ceiling at that latency); other scenarios use the 0 ms floor.",
+        ]
     env = results.get("environment", {})
     busy = [
         r["cpu_s"]["others"] / r["window_s"]
@@ -267,13 +313,14 @@ def chart(results: dict[str, Any], summary: dict[str, Any], path: Path) -> Path 
     series = [
         ("ours", [eps("ours:0ms"), eps("ours:50ms")], "#1f77b4"),
         ("naive step", [eps("naive:0ms"), eps("naive:50ms")], "#d62728"),
+        ("lean step", [eps("lean:0ms"), eps("lean:50ms")], "#2ca02c"),
         ("HTTP ceiling", [ceil("http_0ms"), ceil("http_50ms")], "#7f7f7f"),
         ("Kafka ceiling", [ceil("kafka"), ceil("kafka")], "#bcbd22"),
         ("in-flight ÷ latency", [0, bounds["in_flight_over_50ms"]], "#17becf"),
     ]
-    width = 0.16
+    width = 0.13
     for i, (label, values, color) in enumerate(series):
-        xs = [g + (i - 2) * width for g in range(len(groups))]
+        xs = [g + (i - 2.5) * width for g in range(len(groups))]
         bars = left.bar(xs, [max(v, 0.1) for v in values], width, label=label, color=color)
         for bar, value in zip(bars, values, strict=True):
             if value:

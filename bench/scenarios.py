@@ -7,7 +7,7 @@ Order of a run (nothing else of ours runs while a figure is measured):
 3. our worker (one process for every scenario, warmed up first): 0 ms, 50 ms, slow tenant
    (alone, then mixed), failing tenant; each repeated `runs` times;
 4. optionally, py-spy on our worker during extra 0 ms runs;
-5. the naive worker: 0 ms and 50 ms.
+5. the peers: the naive faust step and the lean hand-written step (bench/lean.py), 0 ms and 50 ms.
 """
 
 from __future__ import annotations
@@ -110,6 +110,7 @@ class Options:
     worker_src: Path | None = None
     """Run our worker from this source tree (PYTHONPATH) instead of the installed one."""
     naive: bool = True
+    lean: bool = True
     ceilings: bool = True
     profile: bool = False
     hosts: int = 4
@@ -179,7 +180,12 @@ class Bench:
                 await self.measure_ceilings()
             await self.measure_ours()
             if self.o.naive:
-                await self.measure_naive()
+                await self.measure_peer(
+                    "naive", {"0ms": self.mode.naive_events_0, "50ms": self.mode.naive_events_50}
+                )
+            if self.o.lean:
+                n = self.mode.burst_events
+                await self.measure_peer("lean", {"0ms": n, "50ms": n})
         self.results["environment"]["loadavg_end"] = _loadavg()
         self.results["elapsed_s"] = round(time.monotonic() - started, 1)
         return self.results
@@ -280,7 +286,7 @@ class Bench:
             if self.o.worker_src:
                 env["PYTHONPATH"] = str(self.o.worker_src)
         else:
-            tenants_file = self.dir / "naive-tenants.json"
+            tenants_file = self.dir / "peer-tenants.json"
             tenants_file.write_bytes(
                 orjson.dumps(
                     {
@@ -296,7 +302,7 @@ class Bench:
             args = [
                 sys.executable,
                 "-m",
-                "bench.naive",
+                f"bench.{system}",
                 "--broker",
                 self.bootstrap,
                 "--topics-file",
@@ -306,6 +312,13 @@ class Bench:
                 "--tenants-file",
                 str(tenants_file),
             ]
+            if system == "lean":
+                args += [
+                    "--max-in-flight",
+                    str(self.max_in_flight),
+                    "--max-in-flight-per-host",
+                    str(self.max_in_flight_per_host),
+                ]
             env = {"PYTHONPATH": str(REPO)}
         worker = WorkerProcess(
             system,
@@ -358,20 +371,18 @@ class Bench:
             self.results["ours_log"] = str(worker.log_path)
             self.results["ours_log_lines"] = _count_lines(worker.log_path)
 
-    async def measure_naive(self) -> None:
-        worker, collector, catalog = await self._start_system("naive")
+    async def measure_peer(self, system: str, sizes: dict[str, int]) -> None:
+        """A peer (the naive faust step, the lean step): the 0 ms and 50 ms bursts."""
+        worker, collector, catalog = await self._start_system(system)
         try:
-            for scenario, n in (
-                ("0ms", self.mode.naive_events_0),
-                ("50ms", self.mode.naive_events_50),
-            ):
+            for scenario, n in sizes.items():
                 if scenario not in self.o.scenarios:
                     continue
                 reset_peak_rss(worker.pid)
                 for run in range(self.mode.runs):
-                    events = self.events(scenario, n, run, "naive")
+                    events = self.events(scenario, n, run, system)
                     result = await self._burst(
-                        "naive", scenario, run, worker, collector, catalog, events
+                        system, scenario, run, worker, collector, catalog, events
                     )
                     self._record(result)
         finally:
