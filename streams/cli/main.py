@@ -10,13 +10,14 @@ from typing import Annotated
 import typer
 import yaml
 from pydantic import ValidationError
+from rich.markup import escape
 from rich.table import Table
 
 from models.settings import TenantSettings
 from streams.cli.broker_choice import broker_or_embedded
 from streams.cli.replay import replay
 from streams.core.response import describe
-from streams.kafka.settings_file import SettingsFileError, load_settings_file, publish_settings
+from streams.kafka.settings_file import SettingsFileError, publish_settings, read_settings_file
 from streams.kafka.settings_reader import read_settings_topic
 from streams.kafka.topic_admin import apply_topics
 from streams.kafka.topics import TopicsFileError, load_topics
@@ -159,7 +160,7 @@ def settings_publish(
 ) -> None:
     """Validate a settings file and publish each tenant's settings (nothing if any is invalid)."""
     try:
-        tenants = load_settings_file(file)
+        tenants, warnings = read_settings_file(file)
         catalog = load_topics(topics_file)
     except SettingsFileError as exc:
         err.print(f"[red]error:[/] {exc.path} is not valid tenant settings:", highlight=False)
@@ -169,6 +170,8 @@ def settings_publish(
         raise typer.Exit(code=1) from None
     except TopicsFileError as exc:
         raise _fail(str(exc)) from None
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     with broker_or_embedded(broker, catalog) as bootstrap:
         try:
             asyncio.run(publish_settings(bootstrap, catalog.settings.name, tenants))
