@@ -17,10 +17,16 @@ from models.settings import TenantSettings
 from streams.cli.broker_choice import broker_or_embedded
 from streams.cli.replay import replay
 from streams.core.response import describe
+from streams.kafka.no_auto_create import forbid_topic_auto_creation
 from streams.kafka.settings_file import SettingsFileError, publish_settings, read_settings_file
 from streams.kafka.settings_reader import read_settings_topic
-from streams.kafka.topic_admin import apply_topics
-from streams.kafka.topics import TopicsFileError, load_topics
+from streams.kafka.topic_admin import (
+    KafkaUnreachableError,
+    TopicsNotReadyError,
+    apply_topics,
+    verify_topics,
+)
+from streams.kafka.topics import TopicCatalog, TopicsFileError, load_topics
 from streams.ops.config import ConfigFileError, WorkerConfig, load_config
 from streams.ops.console import console
 from streams.ops.redaction import SECRETS, masked_settings
@@ -52,8 +58,26 @@ TopicsOpt = Annotated[
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/] {message}", highlight=False)
+    err.print(f"[red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code=1)
+
+
+def _require_broker(broker: str | None, what: str) -> str:
+    """Commands whose effect must outlive them refuse the throw-away embedded broker."""
+    if not broker:
+        raise _fail(
+            f"{what} a running Kafka: give --broker or RETURNHOOK_BROKER "
+            "(an embedded broker would lose it on exit)"
+        )
+    return broker
+
+
+def _verify_topics(bootstrap: str, catalog: TopicCatalog, roles: list[str] | None = None) -> None:
+    """Stops with one line when a topic is missing or unlike topics.yaml: nothing auto-creates."""
+    try:
+        asyncio.run(verify_topics(bootstrap, catalog, roles))
+    except (TopicsNotReadyError, KafkaUnreachableError) as exc:
+        raise _fail(str(exc)) from None
 
 
 ConfigOpt = Annotated[
@@ -108,12 +132,16 @@ def worker(
         catalog = load_topics(config.topics_file)
     except TopicsFileError as exc:
         raise _fail(str(exc)) from None
+    if config.broker:
+        _verify_topics(config.broker, catalog)
     with broker_or_embedded(config.broker, catalog) as bootstrap:
         run_worker(config.model_copy(update={"broker": bootstrap}), catalog)
 
 
 def run_worker(config: WorkerConfig, catalog: object) -> None:
     import faust
+
+    forbid_topic_auto_creation()
 
     from streams.ops.log_format import install
     from streams.worker.app import Returnhook
@@ -139,11 +167,11 @@ def topics_apply(broker: BrokerOpt = None, topics_file: TopicsOpt = None) -> Non
         catalog = load_topics(topics_file)
     except TopicsFileError as exc:
         raise _fail(str(exc)) from None
-    with broker_or_embedded(broker, catalog) as bootstrap:
-        try:
-            reports = asyncio.run(apply_topics(bootstrap, catalog))
-        except Exception as exc:
-            raise _fail(str(exc)) from None
+    bootstrap = _require_broker(broker, "topics are created on")
+    try:
+        reports = asyncio.run(apply_topics(bootstrap, catalog))
+    except Exception as exc:
+        raise _fail(str(exc)) from None
     table = Table("role", "topic", "result", "detail")
     for report in reports:
         table.add_row(report.role, report.name, report.action, report.detail or "")
@@ -172,11 +200,13 @@ def settings_publish(
         raise _fail(str(exc)) from None
     for warning in warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
-    with broker_or_embedded(broker, catalog) as bootstrap:
-        try:
-            asyncio.run(publish_settings(bootstrap, catalog.settings.name, tenants))
-        except Exception as exc:
-            raise _fail(f"publishing to {bootstrap} failed: {exc}") from None
+    bootstrap = _require_broker(broker, "settings are published to")
+    _verify_topics(bootstrap, catalog, ["settings"])
+    forbid_topic_auto_creation()
+    try:
+        asyncio.run(publish_settings(bootstrap, catalog.settings.name, tenants))
+    except Exception as exc:
+        raise _fail(f"publishing to {bootstrap} failed: {exc}") from None
     names = ", ".join(t.tenant_id for t in tenants)
     out.print(f"published settings of {len(tenants)} tenant(s) to {catalog.settings.name}: {names}")
 
@@ -200,8 +230,7 @@ def _read_settings(broker: str | None, topics_file: Path | None) -> dict[str, by
         catalog = load_topics(topics_file)
     except TopicsFileError as exc:
         raise _fail(str(exc)) from None
-    if not broker:
-        raise _fail("settings are read from a running Kafka: give --broker or RETURNHOOK_BROKER")
+    _require_broker(broker, "settings are read from")
     try:
         return asyncio.run(read_settings_topic(broker, catalog.settings.name))
     except Exception as exc:

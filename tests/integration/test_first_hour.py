@@ -1,0 +1,182 @@
+"""A new user's first hour (issue 16): each trap they hit is caught, on the real broker.
+
+Typos in settings, publishing before `topics apply`, commands that need a broker given none,
+a worker started on topics that do not exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import MakeTopics
+from tests.integration.test_cli import fresh_topics_file, one_line, returnhook
+from tests.kafka_helpers import read_topic
+
+pytestmark = pytest.mark.integration
+
+TYPOS = """\
+tenantId: acme
+connectors:
+  - name: Webhook
+    connectorId: erp-returns
+    host: https://erp.example.com/api/returns
+    bearerTokn: secret
+    timeout: 30
+returnWorkflow:
+  - name: WebhookReturnWorkflowStp
+  - name: WebhookReturnWorkflowStep
+    connectorId: erp-retuns
+    stopOnErorr: true
+"""
+
+OMNIUM_EXPORT = """\
+tenantId: {tenant}
+connectors:
+  - name: Webhook
+    connectorId: erp-returns
+    host: https://erp.example.com/api/returns
+    isDefault: true
+  - name: Klarna
+    apiKey: k
+returnWorkflow:
+  - name: SendReturnConfirmationEmailStep
+    emailTemplate: return-received
+  - name: WebhookReturnWorkflowStep
+    connectorId: erp-returns
+"""
+
+
+async def test_each_typo_is_refused_with_its_path_and_a_suggestion(
+    make_topics: MakeTopics, tmp_path: Path
+) -> None:
+    topics = make_topics(partitions=1)
+    file = tmp_path / "acme.yaml"
+    file.write_text(TYPOS, encoding="utf-8")
+
+    result = await asyncio.to_thread(
+        returnhook, "settings", "publish", file, "--broker", topics.bootstrap,
+        "--topics-file", topics.path,
+    )  # fmt: skip
+
+    assert result.returncode == 1, result
+    text = one_line(result.stderr)
+    for expected in [
+        "connectors.0.bearerTokn: unknown key; did you mean 'bearerToken'?",
+        "connectors.0.timeout: a bare 30 reads as 30 milliseconds",
+        "returnWorkflow.0.name: 'WebhookReturnWorkflowStp' is not a step returnhook runs; "
+        "did you mean 'WebhookReturnWorkflowStep'?",
+        "returnWorkflow.1.stopOnErorr: unknown key; did you mean 'stopOnError'?",
+        "returnWorkflow.1.connectorId: 'erp-retuns' matches no connector "
+        "(connectorIds: 'erp-returns'); did you mean 'erp-returns'?",
+        "Nothing was published.",
+    ]:
+        assert expected in text, text
+    settings = topics.catalog.settings.name
+    assert await read_topic(topics.bootstrap, settings, timeout=2.0, idle=1.0) == []
+
+
+async def test_an_omnium_export_is_published_with_warnings(
+    make_topics: MakeTopics, tmp_path: Path
+) -> None:
+    topics = make_topics(partitions=1)
+    file = tmp_path / "export.yaml"
+    file.write_text(OMNIUM_EXPORT.format(tenant="omnium-like"), encoding="utf-8")
+
+    result = await asyncio.to_thread(
+        returnhook, "settings", "publish", file, "--broker", topics.bootstrap,
+        "--topics-file", topics.path,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert [w.split(":", 2)[1].strip() for w in warnings] == [
+        "connectors.0.isDefault",
+        "connectors.1 (Klarna)",
+        "returnWorkflow.0 (SendReturnConfirmationEmailStep)",
+    ], result.stderr
+    assert all("not used by returnhook" in w for w in warnings)
+    assert "published settings of 1 tenant(s)" in one_line(result.stdout)
+
+
+async def test_publish_before_topics_apply_is_refused_and_creates_nothing(
+    broker: str, tmp_path: Path
+) -> None:
+    catalog, topics_file = fresh_topics_file(tmp_path)
+    file = tmp_path / "acme.yaml"
+    file.write_text(OMNIUM_EXPORT.format(tenant="acme"), encoding="utf-8")
+
+    result = await asyncio.to_thread(
+        returnhook, "settings", "publish", file, "--broker", broker, "--topics-file", topics_file
+    )
+
+    assert result.returncode == 1, result
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert f"topic {catalog.settings.name} (settings) does not exist" in one_line(result.stderr)
+    assert "run `returnhook topics apply` first" in one_line(result.stderr)
+    # Nothing auto-created: `topics apply` then creates every topic as the file says.
+    apply = await asyncio.to_thread(
+        returnhook, "topics", "apply", "--broker", broker, "--topics-file", topics_file
+    )
+    assert apply.returncode == 0, apply
+    assert apply.stdout.count("created") == 5, apply.stdout
+
+
+async def test_a_worker_on_missing_topics_stops_with_one_line(broker: str, tmp_path: Path) -> None:
+    catalog, topics_file = fresh_topics_file(tmp_path)
+
+    result = await asyncio.to_thread(
+        returnhook, "worker", "--broker", broker, "--topics-file", topics_file, "--without-web"
+    )
+
+    assert result.returncode == 1, result
+    text = one_line(result.stderr)
+    assert f"topic {catalog.input.name} (input) does not exist" in text
+    assert "run `returnhook topics apply` first" in text
+
+
+async def test_a_wrong_cleanup_policy_or_partition_count_is_named(
+    make_topics: MakeTopics, tmp_path: Path
+) -> None:
+    topics = make_topics(partitions=2)
+    # The same topics, as a topics file that wants other partitions and no compaction.
+    text = topics.path.read_text(encoding="utf-8")
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(
+        text.replace("partitions: 2", "partitions: 3").replace("compact", "delete"),
+        encoding="utf-8",
+    )
+    file = tmp_path / "acme.yaml"
+    file.write_text(OMNIUM_EXPORT.format(tenant="acme"), encoding="utf-8")
+
+    result = await asyncio.to_thread(
+        returnhook, "settings", "publish", file, "--broker", topics.bootstrap,
+        "--topics-file", wrong,
+    )  # fmt: skip
+
+    assert result.returncode == 1, result
+    assert f"topic {topics.catalog.settings.name} (settings) has cleanup.policy=compact, " in (
+        one_line(result.stderr)
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("settings", "publish", "{file}"), ("topics", "apply"), ("settings", "list")],
+)
+async def test_commands_that_must_outlive_themselves_refuse_without_a_broker(
+    command: tuple[str, ...], tmp_path: Path
+) -> None:
+    file = tmp_path / "acme.yaml"
+    file.write_text(OMNIUM_EXPORT.format(tenant="acme"), encoding="utf-8")
+    args = [part.format(file=file) for part in command]
+
+    result = await asyncio.to_thread(returnhook, *args)
+
+    assert result.returncode == 1, result
+    text = one_line(result.stderr)
+    assert "a running Kafka: give --broker or RETURNHOOK_BROKER" in text
+    assert "embedded broker" in text and "started the embedded" not in text
