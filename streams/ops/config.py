@@ -70,6 +70,13 @@ class WorkerConfig(BaseSettings):
         le=60,
         description="how often finished offsets are committed; a crash redoes up to this much work",
     )
+    settings_grace_s: float = Field(
+        default=10.0,
+        ge=0,
+        le=300,
+        description="how long an event waits for its tenant's settings before it is "
+        "dead-lettered as unknown_tenant (settings reach workers about a second after publish)",
+    )
     session_timeout_s: float = Field(default=6.0, ge=6.0)
     heartbeat_interval_s: float = Field(default=1.0, gt=0)
     rebalance_timeout_s: float = Field(default=6.0, gt=0)

@@ -7,13 +7,18 @@ a worker started on topics that do not exist.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.conftest import MakeTopics
+from tests.integration.conftest import StartWorker
 from tests.integration.test_cli import fresh_topics_file, one_line, returnhook
-from tests.kafka_helpers import read_topic
+from tests.integration.traffic import publish, return_event, settings_document
+from tests.kafka_helpers import produce, read_topic
+from tests.receiver import RecordingReceiver
 
 pytestmark = pytest.mark.integration
 
@@ -180,3 +185,27 @@ async def test_commands_that_must_outlive_themselves_refuse_without_a_broker(
     text = one_line(result.stderr)
     assert "a running Kafka: give --broker or RETURNHOOK_BROKER" in text
     assert "embedded broker" in text and "started the embedded" not in text
+
+
+async def test_an_event_sent_before_its_tenants_first_settings_is_processed(
+    make_topics: MakeTopics, start_worker: StartWorker, receiver: RecordingReceiver
+) -> None:
+    topics = make_topics(partitions=1)
+    start_worker(topics, env={"RETURNHOOK_SETTINGS_GRACE_S": "10"})
+    tenant = f"new-{uuid.uuid4().hex[:6]}"
+    receiver.route("/new")
+
+    # The event first, its tenant's settings right after (0 s): the worker has no settings
+    # for the tenant when the event arrives, and waits for them instead of dead-lettering.
+    await produce(
+        topics.bootstrap, topics.catalog.input.name, [(b"o-1", return_event(tenant, "o-1", 1))]
+    )
+    await publish(topics.bootstrap, topics, [settings_document(tenant, receiver.url("/new"))])
+
+    await receiver.wait_for_requests(1, path="/new")
+    events = await read_topic(topics.bootstrap, topics.catalog.events.name, min_count=1, idle=0.5)
+    assert [orjson.loads(r.value)["actionStatus"] for r in events] == ["Success"]
+    dead = await read_topic(
+        topics.bootstrap, topics.catalog.dead_letters.name, timeout=1.0, idle=0.5
+    )
+    assert dead == []
