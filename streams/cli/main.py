@@ -107,6 +107,13 @@ def worker(
     web: Annotated[bool | None, typer.Option("--web/--without-web")] = None,
     log_level: Annotated[str | None, typer.Option(help="debug|info|warning|error")] = None,
     log_format: Annotated[str | None, typer.Option(help="text|json")] = None,
+    log_libraries: Annotated[
+        bool | None,
+        typer.Option(
+            "--log-libraries/--no-log-libraries",
+            help="debug logs of aiokafka and faust too (payloads are never logged)",
+        ),
+    ] = None,
     retry_delays: Annotated[
         str | None, typer.Option(help="seconds before each retry, e.g. 1,5,15")
     ] = None,
@@ -124,6 +131,7 @@ def worker(
         "web_enabled": web,
         "log_level": log_level,
         "log_format": log_format,
+        "log_libraries": log_libraries,
         "retry_delays": retry_delays,
         "egress_allow": egress_allow,
     }
@@ -141,20 +149,27 @@ def worker(
 def run_worker(config: WorkerConfig, catalog: object) -> None:
     import faust
 
-    forbid_topic_auto_creation()
-
     from streams.ops.log_format import install
+    from streams.ops.payload_filter import scope_levels
     from streams.worker.app import Returnhook
+
+    forbid_topic_auto_creation()
+    root_level, own_levels = scope_levels(config.log_level, config.log_libraries)
 
     class Worker(faust.Worker):
         def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
             super().on_setup_root_logger(logger, level)
             install(logger, config.log_format)
+            for name, own in own_levels.items():
+                logging.getLogger(name).setLevel(own)
+            if own_levels:  # the handlers pass what our loggers let through; the root stays INFO
+                for handler in logger.handlers:
+                    handler.setLevel(logging.DEBUG)
 
     returnhook = Returnhook(config, catalog)  # type: ignore[arg-type]
     Worker(
         returnhook.app,
-        loglevel=config.log_level.upper(),
+        loglevel=root_level,
         quiet=True,
         redirect_stdouts=False,
     ).execute_from_commandline()

@@ -44,6 +44,10 @@ class WorkerConfig(BaseSettings):
     web_enabled: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
+    log_libraries: bool = Field(
+        default=False,
+        description="debug also for aiokafka and faust (their wire logs); payloads never logged",
+    )
     retry_delays: Annotated[tuple[float, ...], NoDecode] = Field(
         default=DEFAULT_RETRY_DELAYS, description="seconds to wait before each retry"
     )

@@ -18,7 +18,7 @@ from tests.integration.conftest import StartWorker
 from tests.integration.test_cli import fresh_topics_file, one_line, returnhook
 from tests.integration.traffic import publish, return_event, settings_document
 from tests.kafka_helpers import produce, read_topic
-from tests.receiver import RecordingReceiver
+from tests.receiver import RecordingReceiver, Reply
 
 pytestmark = pytest.mark.integration
 
@@ -209,3 +209,45 @@ async def test_an_event_sent_before_its_tenants_first_settings_is_processed(
         topics.bootstrap, topics.catalog.dead_letters.name, timeout=1.0, idle=0.5
     )
     assert dead == []
+
+
+MARKER = "PLANTED-MARKER-5d1c"
+
+
+def _marked_event(tenant: str, order_id: str) -> bytes:
+    event = orjson.loads(return_event(tenant, order_id, 1))
+    event["order"]["customer"] = {"name": MARKER}
+    return orjson.dumps(event)
+
+
+async def test_debug_logs_are_ours_and_no_log_holds_a_payload(
+    make_topics: MakeTopics, start_worker: StartWorker, receiver: RecordingReceiver
+) -> None:
+    topics = make_topics(partitions=1)
+    tenant = f"logs-{uuid.uuid4().hex[:6]}"
+    # The marker travels in the input, in the webhook's answer and in the order-patch record.
+    receiver.route("/logs", Reply(body={"orderPatch": {"tags": [MARKER]}}))
+    await publish(topics.bootstrap, topics, [settings_document(tenant, receiver.url("/logs"))])
+    scoped = start_worker(topics, log_level="debug", extra_args=["--log-format", "json"])
+    wire = start_worker(
+        topics, log_level="debug", extra_args=["--log-format", "json", "--log-libraries"]
+    )
+
+    await produce(
+        topics.bootstrap, topics.catalog.input.name, [(b"o-1", _marked_event(tenant, "o-1"))]
+    )
+    # Two groups: each worker handles the event (and fetches, calls, produces with it).
+    await receiver.wait_for_requests(2, path="/logs")
+    assert MARKER in receiver.requests[0].body.decode()  # the payload did travel
+    await read_topic(topics.bootstrap, topics.catalog.events.name, min_count=2, idle=0.5)
+
+    def debug_loggers(text: str) -> set[str]:
+        lines = [orjson.loads(line) for line in text.splitlines() if line.startswith("{")]
+        return {line["logger"] for line in lines if line["level"] == "debug"}
+
+    scoped_text, wire_text = scoped.log_text(), wire.log_text()
+    assert MARKER not in scoped_text and MARKER not in wire_text
+    ours = debug_loggers(scoped_text)
+    assert ours and all(name == "returnhook" or name.startswith("streams.") for name in ours)
+    assert any(name.startswith("aiokafka") for name in debug_loggers(wire_text))
+    assert "webhook attempt 1/" in scoped_text and "webhook attempt 1/" in wire_text
