@@ -16,7 +16,7 @@ import aiohttp
 
 from models.delivery import Delivery
 from streams.core.request import WebhookRequest
-from streams.core.response import parse_response
+from streams.core.response import EXCERPT_CHARS, answer_excerpt, parse_response
 from streams.http.egress import EgressPolicy, EgressRefused, GuardedResolver, check_literal
 from streams.http.signing import signature_headers
 
@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 DEFAULT_RETRY_DELAYS: tuple[float, ...] = (1.0, 5.0, 15.0)
 DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
 FINAL_STATUSES = frozenset({400, 404})
+#: Bytes read of a non-2xx answer: enough for the start that goes into the reason.
+ERROR_BODY_BYTES = EXCERPT_CHARS * 4
+_SENSITIVE_HEADER = ("authorization", "key", "token", "secret", "cookie", "password", "signature")
 
 # (tenant, attempt number, HTTP status or None, error or None, seconds) after every attempt
 AttemptObserver = Callable[[str, int, int | None, str | None, float], None]
@@ -106,6 +109,7 @@ class WebhookClient:
         attempts = min(request.max_attempts, self.max_attempts)
         last_status: int | None = None
         reason = "not attempted"
+        said: str | None = None
         for attempt in range(1, attempts + 1):
             try:
                 status, body, error = await self._attempt(request, attempt)
@@ -129,13 +133,14 @@ class WebhookClient:
                     reason=None if ok else parsed,
                 )
             reason = error or f"the webhook answered HTTP {status}"
+            said = answer_excerpt(body, request_secrets(request)) if error is None else None
             if status in FINAL_STATUSES:
                 return Delivery(
                     ok=False,
                     attempts=attempt,
                     http_status=status,
                     duration_ms=_ms_since(started),
-                    reason=f"{reason} (not retried)",
+                    reason=f"{reason} (not retried)" + (f": {said}" if said else ""),
                 )
             if attempt < attempts:
                 await self._sleep(self.retry_delays[attempt - 1])
@@ -144,7 +149,8 @@ class WebhookClient:
             attempts=attempts,
             http_status=last_status,
             duration_ms=_ms_since(started),
-            reason=f"{reason} on attempt {attempts} of {attempts}; giving up",
+            reason=f"{reason} on attempt {attempts} of {attempts}; giving up"
+            + (f": {said}" if said else ""),
         )
 
     async def _attempt(
@@ -192,7 +198,10 @@ class WebhookClient:
                     request.url, data=request.body, headers=headers, allow_redirects=False
                 ) as response:
                     status = response.status
-                    body = await self._read_capped(response) if 200 <= status < 300 else b""
+                    if 200 <= status < 300:
+                        body = await self._read_capped(response)
+                    else:  # only its start, for the reason
+                        body = await response.content.read(ERROR_BODY_BYTES)
         except TimeoutError:
             error = f"no answer within {request.timeout_s:g} s"
             status, body = None, b""
@@ -231,6 +240,16 @@ class WebhookClient:
                 raise ResponseTooLarge
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def request_secrets(request: WebhookRequest) -> list[str]:
+    """What an endpoint might echo that must not reach a reason: credentials the request sent."""
+    found = list(request.signing_secrets)
+    for name, value in request.headers.items():
+        if any(word in name.lower() for word in _SENSITIVE_HEADER):
+            found.append(value)
+            found.extend(value.split(" ", 1)[1:])  # the token after "Bearer " / "Basic "
+    return found
 
 
 def _ms_since(started: float) -> int:

@@ -251,3 +251,24 @@ async def test_debug_logs_are_ours_and_no_log_holds_a_payload(
     assert ours and all(name == "returnhook" or name.startswith("streams.") for name in ours)
     assert any(name.startswith("aiokafka") for name in debug_loggers(wire_text))
     assert "webhook attempt 1/" in scoped_text and "webhook attempt 1/" in wire_text
+
+
+async def test_a_400_answers_text_is_in_the_error_reason(
+    make_topics: MakeTopics, start_worker: StartWorker, receiver: RecordingReceiver
+) -> None:
+    topics = make_topics(partitions=1)
+    tenant = f"strict-{uuid.uuid4().hex[:6]}"
+    receiver.route("/strict", Reply(status=400, body=b"ReturnOrderFormId is required\r\n"))
+    await publish(topics.bootstrap, topics, [settings_document(tenant, receiver.url("/strict"))])
+    start_worker(topics)
+
+    await produce(
+        topics.bootstrap, topics.catalog.input.name, [(b"o-1", return_event(tenant, "o-1", 1))]
+    )
+
+    events = await read_topic(topics.bootstrap, topics.catalog.events.name, min_count=1, idle=0.5)
+    reason = "the webhook answered HTTP 400 (not retried): ReturnOrderFormId is required"
+    assert [orjson.loads(r.value)["errorReason"] for r in events] == [reason]
+    patches = await read_topic(topics.bootstrap, topics.catalog.patches.name, min_count=1, idle=0.5)
+    [entry] = orjson.loads(patches[0].value)["patch"]["errors"]
+    assert entry["message"] == reason
