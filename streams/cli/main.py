@@ -16,6 +16,8 @@ from rich.table import Table
 from models.settings import TenantSettings
 from streams.cli.broker_choice import broker_or_embedded
 from streams.cli.replay import replay
+from streams.cli.send import send
+from streams.cli.tail import tail
 from streams.core.response import describe
 from streams.kafka.no_auto_create import forbid_topic_auto_creation
 from streams.kafka.settings_file import SettingsFileError, publish_settings, read_settings_file
@@ -332,6 +334,8 @@ def demo_receiver(
 
 
 app.command("replay")(replay)
+app.command("send")(send)
+app.command("tail")(tail)
 
 
 def main() -> None:

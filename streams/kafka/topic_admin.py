@@ -194,7 +194,7 @@ async def _apply(
                     name=name,
                     role=role,
                     action="created",
-                    detail=f"{spec.partitions} partitions, replication {spec.replication_factor}",
+                    detail=f"{_partitions(spec.partitions)}, replication {spec.replication_factor}",
                 )
             elif for_code(code) is TopicAlreadyExistsError:
                 # Someone created it between our metadata read and our request.
@@ -216,9 +216,11 @@ def _check(role: str, spec: TopicSpec, partitions: int) -> TopicReport:
             detail=f"has {partitions} partitions, catalog wants {spec.partitions} "
             "(not changed: adding partitions moves keys)",
         )
-    return TopicReport(
-        name=spec.name, role=role, action="exists", detail=f"{partitions} partitions"
-    )
+    return TopicReport(name=spec.name, role=role, action="exists", detail=_partitions(partitions))
+
+
+def _partitions(count: int) -> str:
+    return f"{count} partition" + ("" if count == 1 else "s")
 
 
 def _topic_errors(response: object) -> list[tuple[str, int, str | None]]:
