@@ -272,3 +272,37 @@ async def test_a_400_answers_text_is_in_the_error_reason(
     patches = await read_topic(topics.bootstrap, topics.catalog.patches.name, min_count=1, idle=0.5)
     [entry] = orjson.loads(patches[0].value)["patch"]["errors"]
     assert entry["message"] == reason
+
+
+async def test_replay_takes_the_workers_call_options_and_says_why(
+    make_topics: MakeTopics, receiver: RecordingReceiver
+) -> None:
+    topics = make_topics(partitions=1)
+    tenant = f"replay-{uuid.uuid4().hex[:6]}"
+    receiver.route("/strict", Reply(status=400, body=b"ReturnOrderFormId is required"))
+    await publish(topics.bootstrap, topics, [settings_document(tenant, receiver.url("/strict"))])
+    await produce(
+        topics.bootstrap, topics.catalog.input.name, [(b"o-1", return_event(tenant, "o-1", 1))]
+    )
+    common = ["replay", "--from", "1h", "--broker", topics.bootstrap, "--topics-file", topics.path]
+
+    refused = await asyncio.to_thread(returnhook, *common, "--tenant", tenant, "--dry-run")
+    allowed = await asyncio.to_thread(
+        returnhook, *common, "--tenant", tenant, "--dry-run", "--egress-allow", "127.0.0.0/8"
+    )
+    nobody = await asyncio.to_thread(returnhook, *common, "--tenant", "nobody", "--dry-run")
+    real = await asyncio.to_thread(
+        returnhook, *common, "--tenant", tenant, "--egress-allow", "127.0.0.0/8",
+        "--retry-delays", "0.1,0.1,0.1",
+    )  # fmt: skip
+
+    assert refused.returncode == 0, refused
+    assert "would not be sent: refused by the egress policy" in one_line(refused.stdout)
+    assert allowed.returncode == 0, allowed
+    assert "would not be sent" not in allowed.stdout and "/strict" in allowed.stdout
+    assert "tenant nobody has no settings on" in one_line(nobody.stdout), nobody
+    assert real.returncode == 0, real
+    assert (
+        f"failure reasons: {tenant}: 1 × the webhook answered HTTP 400 (not retried): "
+        "ReturnOrderFormId is required"
+    ) in one_line(real.stdout), real.stdout
