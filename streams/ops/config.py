@@ -45,6 +45,10 @@ class WorkerConfig(KafkaConnection):
     web_enabled: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
+    log_libraries: bool = Field(
+        default=False,
+        description="debug also for aiokafka and faust (their wire logs); payloads never logged",
+    )
     retry_delays: Annotated[tuple[float, ...], NoDecode] = Field(
         default=DEFAULT_RETRY_DELAYS, description="seconds to wait before each retry"
     )
@@ -74,6 +78,13 @@ class WorkerConfig(KafkaConnection):
         gt=0,
         le=60,
         description="how often finished offsets are committed; a crash redoes up to this much work",
+    )
+    settings_grace_s: float = Field(
+        default=10.0,
+        ge=0,
+        le=300,
+        description="how long an event waits for its tenant's settings before it is "
+        "dead-lettered as unknown_tenant (settings reach workers about a second after publish)",
     )
     session_timeout_s: float = Field(default=6.0, ge=6.0)
     heartbeat_interval_s: float = Field(default=1.0, gt=0)

@@ -26,9 +26,11 @@ import asyncio
 import base64
 import functools
 import re
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -144,6 +146,7 @@ class Replay:
             stats=self.stats,
             plan=self.plan,
             elapsed_s=time.monotonic() - started,
+            unknown_tenants=sorted(t for t in request.tenants if t not in self._settings),
         )
 
     # -- connecting and finding the window -----------------------------------------------------
@@ -425,6 +428,7 @@ class Replay:
         settings = self._settings_for(tenant)
         if isinstance(settings, Rejected):
             plan.problem = f"{settings.error}: its events would be dead-lettered"
+            self.stats.reasons[(tenant, settings.error)] += 1
             self.stats.dead_letters += 1
             self.stats.dead_letters_by_tenant[tenant] += 1
             return
@@ -444,6 +448,9 @@ class Replay:
             url = resolve_references(endpoint.url, settings.tenant_id, self._secrets)
         except SecretReferenceError as exc:
             return f"{mask_url(endpoint.url)} (would not be sent: {exc})"
+        refused = egress_refusal(EgressPolicy(self.request.config.egress_allow), url)
+        if refused:
+            return f"{mask_url(url)} (would not be sent: {refused})"
         return mask_url(url)
 
     # -- the real thing -------------------------------------------------------------------------
@@ -606,6 +613,8 @@ class Replay:
             record = output.record
             if isinstance(record, OrderEventRecord):
                 self.stats.outcomes[(record.tenant_id, record.action_status)] += 1
+                if record.action_status != "Success" and record.error_reason:
+                    self.stats.reasons[(record.tenant_id, record.error_reason)] += 1
             elif output.role == "patches":
                 self.stats.patches += 1
 
@@ -633,9 +642,28 @@ class Replay:
         )
         self.stats.dead_letters += 1
         self.stats.dead_letters_by_tenant[tenant] += 1
+        self.stats.reasons[(tenant, f"dead letter {rejected.reason}: {rejected.error}")] += 1
 
 
 _USERINFO = re.compile(r"(://)[^/\s@]+@")
+
+
+def egress_refusal(policy: EgressPolicy, url: str) -> str | None:
+    """Why the worker's egress policy would refuse ``url`` (the dry run resolves the name once)."""
+    host = urlsplit(url).hostname
+    if not host:
+        return None
+    if policy.host_allowed(host):
+        return None
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return None  # unresolvable now: the call would fail with its own reason
+    for address in sorted(addresses):
+        reason = policy.refusal(host, str(address))
+        if reason:
+            return reason
+    return None
 
 
 def _one_line(exc: BaseException) -> str:

@@ -39,7 +39,7 @@ from streams.ops.redaction import SECRETS
 from streams.ops.secret_store import SecretStore
 from streams.worker.lanes import Job, KeyedLanes
 from streams.worker.seek_first_recovery import SeekFirstTableManager
-from streams.worker.tenant_settings import SettingsCache
+from streams.worker.tenant_settings import SettingsCache, await_settings
 
 log = logging.getLogger("returnhook")
 
@@ -353,7 +353,9 @@ class Returnhook:
     # -- the work of one event ---------------------------------------------------------------
 
     async def _process(self, message: Any, accepted: Accepted) -> None:
-        settings = self._settings_for(accepted)
+        settings = await await_settings(
+            functools.partial(self._settings_for, accepted), self.config.settings_grace_s
+        )
         if isinstance(settings, Rejected):
             await self.dead_letter(message, settings)
             return
