@@ -79,12 +79,15 @@ def fit_dead_letter(record: DeadLetterRecord, raw: bytes, max_bytes: int) -> Dea
     """Cuts the value (and, if the envelope alone is too large, the envelope) to ``max_bytes``."""
     if max_bytes < MIN_DEAD_LETTER_BYTES:
         raise ValueError(f"a dead letter needs at least {MIN_DEAD_LETTER_BYTES} bytes")
+    # Measured with the mark the cut value will carry, so that adding it cannot overflow.
     envelope = record.model_copy(update={"value": "", "truncated": ["value"]})
     if len(encode_dead_letter(envelope)) > max_bytes // 2:
         envelope = _cut_envelope(envelope, max_bytes // 4)
     room = max_bytes - len(encode_dead_letter(envelope))
     keep = max(room, 0) // 4 * 3  # base64 is ASCII: 4 characters per 3 bytes, no escaping
-    return envelope.model_copy(update={"value": base64.b64encode(raw[:keep]).decode()})
+    cut = [f for f in envelope.truncated if f != "value" or keep < len(raw)]
+    value = base64.b64encode(raw[:keep]).decode()
+    return envelope.model_copy(update={"value": value, "truncated": cut})
 
 
 def _cut_envelope(record: DeadLetterRecord, headers_budget: int) -> DeadLetterRecord:
