@@ -301,9 +301,14 @@ class Returnhook:
 
     def _on_input_sought(self, offsets: Mapping[Any, int | None]) -> None:
         """Each input partition's ledger starts at the offset it was sought to."""
+        started = {}
         for tp, offset in offsets.items():
             if tp.topic == self.input_topic.get_topic_name():
                 self.lanes.start_partition(tp, offset)
+                started[tp.partition] = offset
+        log.info(
+            "input partitions start at their committed offsets: %s", dict(sorted(started.items()))
+        )
 
     async def _ack(self, event: EventT) -> None:
         """Only ever called in offset order, for events whose outputs the broker acknowledged."""

@@ -342,6 +342,8 @@ async def test_oversized_values_are_dead_lettered_cut_and_the_partition_goes_on(
     big = letters[(placed[2].partition, placed[2].offset)]
     assert_cut_dead_letter(big, three_mb, "record_too_large", input_topic)
     assert big["key"] == "three-mb"
+    # The ledger was started at the committed offsets (none yet: where the worker began).
+    assert "input partitions start at their committed offsets" in main.worker.log_text()
     for seq in (1, 2):
         assert main.follower.events[outcome_of("big", seq)]["actionStatus"] == "Success"
     assert main.worker.running
