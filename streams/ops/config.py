@@ -24,6 +24,8 @@ from streams.http.webhook_client import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETR
 from streams.kafka.connection import KafkaConnection
 
 CONFIG_FILE_ENV = "RETURNHOOK_CONFIG_FILE"
+#: The share of the rebalance timeout a drain may take; the rest is faust's revoke work.
+DRAIN_SHARE_OF_REBALANCE = 0.5
 
 
 class WorkerConfig(KafkaConnection):
@@ -69,6 +71,11 @@ class WorkerConfig(KafkaConnection):
         default=20_000,
         gt=0,
         description="accepted but unacknowledged events; intake pauses at it",
+    )
+    max_uncommitted_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        gt=0,
+        description="record bytes of accepted but unacknowledged events; intake pauses at it",
     )
     drain_timeout_s: float = Field(
         default=3.0, ge=0, description="on rebalance/shutdown, how long running calls may finish"
@@ -128,11 +135,19 @@ class WorkerConfig(KafkaConnection):
 
     @model_validator(mode="after")
     def _drain_within_rebalance(self) -> WorkerConfig:
-        """A drain longer than the rebalance timeout gets the worker evicted from the group."""
-        if self.drain_timeout_s >= self.rebalance_timeout_s:
+        """The drain and faust's own revoke work must both fit in the rebalance timeout.
+
+        After our drain, faust still commits, flushes the producer, stops its fetchers and
+        rejoins the group; a member that takes longer than the rebalance timeout in all is
+        evicted, and its partitions' work is done twice. Half of it is left for faust.
+        """
+        most = self.rebalance_timeout_s * DRAIN_SHARE_OF_REBALANCE
+        if self.drain_timeout_s > most:
             raise ValueError(
-                f"drain_timeout_s ({self.drain_timeout_s:g}) must be shorter than "
-                f"rebalance_timeout_s ({self.rebalance_timeout_s:g})"
+                f"drain_timeout_s ({self.drain_timeout_s:g}) may be at most half of "
+                f"rebalance_timeout_s ({self.rebalance_timeout_s:g}), i.e. {most:g} s: after "
+                "the drain, faust still commits, flushes the producer, stops its fetchers and "
+                "rejoins the group within the same rebalance timeout, or the worker is evicted"
             )
         return self
 
