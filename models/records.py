@@ -69,7 +69,15 @@ class DeadLetterRecord(Record):
     offset: int
     key: str | None = None
     value: str
+    """The original value in base64: whole, or its first bytes if ``truncated`` names it."""
     headers: dict[str, str] = Field(default_factory=dict)
+    value_size: int = 0
+    """The original value's length in bytes."""
+    value_sha256: str = ""
+    """SHA-256 of the whole original value (hex): identifies it even when cut."""
+    truncated: list[str] = Field(default_factory=list)
+    """Fields cut so that the dead letter fits the topic (``value``, ``key``, ``headers``,
+    ``error``); empty when the record is whole."""
 
 
 class AttemptRecord(Record):

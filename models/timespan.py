@@ -1,4 +1,9 @@
-"""Timeouts as Omnium writes them: a .NET TimeSpan (``00:00:30``) or milliseconds."""
+"""Timeouts as Omnium writes them: a .NET TimeSpan (``00:00:30``) or milliseconds.
+
+A number with a unit (``30s``, ``500ms``, ``2m``) is read too: ``timeout: 30`` meaning 30 ms is a
+trap, so ``returnhook settings publish`` refuses bare numbers below ``SMALLEST_BARE_MILLISECONDS``
+and asks for a unit.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,10 @@ from datetime import timedelta
 _TIMESPAN = re.compile(
     r"^(?:(?P<days>\d+)\.)?(?P<hours>\d{1,2}):(?P<minutes>\d{1,2}):(?P<seconds>\d{1,2}(?:\.\d+)?)$"
 )
+_WITH_UNIT = re.compile(r"^(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h)$", re.IGNORECASE)
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+#: A bare number is milliseconds; below this it is far more likely meant as seconds.
+SMALLEST_BARE_MILLISECONDS = 1000
 
 
 def parse_timespan(value: object) -> timedelta:
@@ -30,6 +39,10 @@ def _parse(value: object) -> timedelta:
         text = value.strip()
         if text.isdigit():
             return timedelta(milliseconds=int(text))
+        unit = _WITH_UNIT.match(text)
+        if unit:
+            factor = _UNIT_MS[unit["unit"].lower()]
+            return timedelta(milliseconds=float(unit["number"]) * factor)
         match = _TIMESPAN.match(text)
         if match:
             parts = match.groupdict()
@@ -39,7 +52,10 @@ def _parse(value: object) -> timedelta:
                 minutes=int(parts["minutes"]),
                 seconds=float(parts["seconds"]),
             )
-    raise ValueError(f"{value!r} is not a TimeSpan ('hh:mm:ss', 'd.hh:mm:ss') or milliseconds")
+    raise ValueError(
+        f"{value!r} is not a TimeSpan ('hh:mm:ss', 'd.hh:mm:ss'), "
+        "milliseconds or a number with a unit ('30s', '500ms', '2m')"
+    )
 
 
 def format_timespan(value: timedelta) -> str:

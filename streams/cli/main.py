@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 import yaml
 from pydantic import ValidationError
+from rich.markup import escape
 from rich.table import Table
 
 from models.settings import TenantSettings
@@ -20,12 +21,20 @@ from streams.cli.dead_letters import dead_letters_app
 from streams.cli.kafka_access import ConfigOpt, config_from, fail, reach, set_verbose
 from streams.cli.replay import replay
 from streams.cli.schemas import schemas
+from streams.cli.send import send
+from streams.cli.tail import tail
 from streams.core.response import describe
 from streams.kafka.connection import KafkaConnection
-from streams.kafka.settings_file import SettingsFileError, load_settings_file, publish_settings
+from streams.kafka.no_auto_create import forbid_topic_auto_creation
+from streams.kafka.settings_file import SettingsFileError, publish_settings, read_settings_file
 from streams.kafka.settings_reader import read_settings_topic
-from streams.kafka.topic_admin import apply_topics
-from streams.kafka.topics import TopicsFileError, load_topics
+from streams.kafka.topic_admin import (
+    KafkaUnreachableError,
+    TopicsNotReadyError,
+    apply_topics,
+    verify_topics,
+)
+from streams.kafka.topics import TopicCatalog, TopicsFileError, load_topics
 from streams.ops.config import WorkerConfig
 from streams.ops.console import console
 from streams.ops.redaction import SECRETS, masked_settings
@@ -70,6 +79,27 @@ def _global(
     set_verbose(verbose, quiet_clients=ctx.invoked_subcommand not in ("worker", "demo"))
 
 
+def _require_broker(config: WorkerConfig, what: str) -> KafkaConnection:
+    """Commands whose effect must outlive them refuse the throw-away embedded broker."""
+    if not config.broker:
+        raise fail(
+            f"{what} a running Kafka: give --broker or RETURNHOOK_BROKER "
+            "(an embedded broker would lose it on exit)"
+        )
+    reach(config)
+    return config.connection_only()
+
+
+def _verify_topics(
+    connection: KafkaConnection, catalog: TopicCatalog, roles: list[str] | None = None
+) -> None:
+    """Stops with one line when a topic is missing or unlike topics.yaml: nothing auto-creates."""
+    try:
+        asyncio.run(verify_topics(connection, catalog, roles))
+    except (TopicsNotReadyError, KafkaUnreachableError) as exc:
+        raise fail(str(exc)) from None
+
+
 @app.command()
 @connection_options
 def worker(
@@ -82,6 +112,13 @@ def worker(
     web: Annotated[bool | None, typer.Option("--web/--without-web")] = None,
     log_level: Annotated[str | None, typer.Option(help="debug|info|warning|error")] = None,
     log_format: Annotated[str | None, typer.Option(help="text|json")] = None,
+    log_libraries: Annotated[
+        bool | None,
+        typer.Option(
+            "--log-libraries/--no-log-libraries",
+            help="debug logs of aiokafka and faust too (payloads are never logged)",
+        ),
+    ] = None,
     retry_delays: Annotated[
         str | None, typer.Option(help="seconds before each retry, e.g. 1,5,15")
     ] = None,
@@ -103,6 +140,7 @@ def worker(
         "web_enabled": web,
         "log_level": log_level,
         "log_format": log_format,
+        "log_libraries": log_libraries,
         "retry_delays": retry_delays,
         "egress_allow": egress_allow,
         **connection_flags,
@@ -115,6 +153,7 @@ def worker(
         raise fail(str(exc)) from None
     if config.broker:
         reach(config)
+        _verify_topics(config.connection_only(), catalog)
     with broker_or_embedded(config.broker, catalog) as bootstrap:
         run_worker(config.model_copy(update={"broker": bootstrap}), catalog)
 
@@ -123,17 +162,26 @@ def run_worker(config: WorkerConfig, catalog: object) -> None:
     import faust
 
     from streams.ops.log_format import install
+    from streams.ops.payload_filter import scope_levels
     from streams.worker.app import Returnhook
+
+    forbid_topic_auto_creation()
+    root_level, own_levels = scope_levels(config.log_level, config.log_libraries)
 
     class Worker(faust.Worker):
         def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
             super().on_setup_root_logger(logger, level)
             install(logger, config.log_format)
+            for name, own in own_levels.items():
+                logging.getLogger(name).setLevel(own)
+            if own_levels:  # the handlers pass what our loggers let through; the root stays INFO
+                for handler in logger.handlers:
+                    handler.setLevel(logging.DEBUG)
 
     returnhook = Returnhook(config, catalog)  # type: ignore[arg-type]
     Worker(
         returnhook.app,
-        loglevel=config.log_level.upper(),
+        loglevel=root_level,
         quiet=True,
         redirect_stdouts=False,
     ).execute_from_commandline()
@@ -155,13 +203,11 @@ def topics_apply(
         catalog = load_topics(config.topics_file)
     except TopicsFileError as exc:
         raise fail(str(exc)) from None
-    if config.broker:
-        reach(config)
-    with broker_or_embedded(config.broker, catalog) as bootstrap:
-        try:
-            reports = asyncio.run(apply_topics(_on(config, bootstrap), catalog))
-        except Exception as exc:
-            raise fail(str(exc)) from None
+    connection = _require_broker(config, "topics are created on")
+    try:
+        reports = asyncio.run(apply_topics(connection, catalog))
+    except Exception as exc:
+        raise fail(str(exc)) from None
     table = Table("role", "topic", "result", "detail")
     for report in reports:
         table.add_row(report.role, report.name, report.action, report.detail or "")
@@ -184,7 +230,7 @@ def settings_publish(
         {"broker": broker, "topics_file": topics_file, **connection_flags}, config_file
     )
     try:
-        tenants = load_settings_file(file)
+        tenants, warnings = read_settings_file(file)
         catalog = load_topics(config.topics_file)
     except SettingsFileError as exc:
         err.print(f"[red]error:[/] {exc.path} is not valid tenant settings:", highlight=False)
@@ -194,13 +240,15 @@ def settings_publish(
         raise typer.Exit(code=1) from None
     except TopicsFileError as exc:
         raise fail(str(exc)) from None
-    if config.broker:
-        reach(config)
-    with broker_or_embedded(config.broker, catalog) as bootstrap:
-        try:
-            asyncio.run(publish_settings(_on(config, bootstrap), catalog.settings.name, tenants))
-        except Exception as exc:
-            raise fail(f"publishing to {bootstrap} failed: {exc}") from None
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    connection = _require_broker(config, "settings are published to")
+    _verify_topics(connection, catalog, ["settings"])
+    forbid_topic_auto_creation()
+    try:
+        asyncio.run(publish_settings(connection, catalog.settings.name, tenants))
+    except Exception as exc:
+        raise fail(f"publishing to {connection.bootstrap} failed: {exc}") from None
     names = ", ".join(t.tenant_id for t in tenants)
     out.print(f"published settings of {len(tenants)} tenant(s) to {catalog.settings.name}: {names}")
 
@@ -238,9 +286,7 @@ def _read_settings(
         catalog = load_topics(config.topics_file)
     except TopicsFileError as exc:
         raise fail(str(exc)) from None
-    if not config.broker:
-        raise fail("settings are read from a running Kafka: give --broker or RETURNHOOK_BROKER")
-    reach(config)
+    _require_broker(config, "settings are read from")
     try:
         return asyncio.run(read_settings_topic(config.connection_only(), catalog.settings.name))
     except Exception as exc:
@@ -340,11 +386,8 @@ app.command("replay")(replay)
 app.command("schemas")(schemas)
 app.add_typer(dead_letters_app, name="dead-letters")
 app.command("check")(check)
-
-
-def _on(config: WorkerConfig, bootstrap: str) -> KafkaConnection:
-    """The configured connection, on the broker actually used (maybe the embedded one)."""
-    return config.connection_only().model_copy(update={"broker": bootstrap})
+app.command("send")(send)
+app.command("tail")(tail)
 
 
 def main() -> None:

@@ -89,6 +89,18 @@ def replay(
     retry_delays: Annotated[
         str | None, typer.Option(help="seconds before each retry, e.g. 1,5,15")
     ] = None,
+    egress_allow: Annotated[
+        str | None,
+        typer.Option(help="CIDRs/hosts webhooks may reach although private, as for the worker"),
+    ] = None,
+    max_in_flight: Annotated[int | None, typer.Option(help="webhook calls in flight")] = None,
+    max_in_flight_per_host: Annotated[
+        int | None, typer.Option(help="webhook calls in flight per webhook origin")
+    ] = None,
+    user_agent: Annotated[str | None, typer.Option(help="User-Agent of the calls")] = None,
+    max_response_bytes: Annotated[
+        int | None, typer.Option(help="larger answers fail the delivery")
+    ] = None,
     connect_timeout: Annotated[
         float, typer.Option(help="seconds to wait for the broker before giving up")
     ] = 10.0,
@@ -112,6 +124,11 @@ def replay(
         "broker": broker,
         "topics_file": topics_file,
         "retry_delays": retry_delays,
+        "egress_allow": egress_allow,
+        "max_in_flight": max_in_flight,
+        "max_in_flight_per_host": max_in_flight_per_host,
+        "user_agent": user_agent,
+        "max_response_bytes": max_response_bytes,
         **connection_flags,
     }
     config = config_from(flags, config_file)
@@ -151,10 +168,30 @@ def replay(
             markup=False,
         )
         raise typer.Exit(code=130) from None
+    for name in result.unknown_tenants:
+        out.print(
+            f"tenant {name} has no settings on {catalog.settings.name}: its events would be "
+            "dead-lettered as unknown_tenant",
+            markup=False,
+            soft_wrap=True,
+        )
     if result.dry_run:
         _print_plan(out, result)
     else:
         _print_summary(out, result)
+    _print_reasons(out, result)
+
+
+def _print_reasons(out: Console, result: ReplayResult, limit: int = 10) -> None:
+    """Why steps ended in Warning/Error or events in dead letters, most frequent first."""
+    reasons = result.stats.reasons
+    if not reasons:
+        return
+    out.print("failure reasons:", markup=False)
+    for (tenant, reason), count in reasons.most_common(limit):
+        out.print(f"  {tenant}: {count} × {reason}", markup=False, soft_wrap=True)
+    if len(reasons) > limit:
+        out.print(f"  … and {len(reasons) - limit} more", markup=False)
 
 
 def _logging(verbose: bool) -> None:

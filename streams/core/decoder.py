@@ -29,6 +29,7 @@ RejectReason = Literal[
     "missing_order_id",
     "unknown_tenant",
     "invalid_tenant_settings",
+    "output_too_large",
 ]
 
 

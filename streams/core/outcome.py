@@ -144,3 +144,30 @@ def _details(delivery: Delivery) -> str:
     status = f"HTTP {delivery.http_status}" if delivery.http_status is not None else "no response"
     plural = "attempt" if delivery.attempts == 1 else "attempts"
     return f"{status} after {delivery.attempts} {plural}"
+
+
+def unwritable(
+    step: WorkflowStep,
+    order: Mapping[str, Any],
+    reason: str,
+    *,
+    reference_id: str,
+    occurred: str,
+    delivery: Delivery | None,
+) -> StepOutcome:
+    """The step's record would not fit its topic: an Error, whatever the webhook answered.
+
+    Nothing of the webhook's patch is written (downstream could not receive it), so the error
+    entry (and ``ErrorStatus`` with stopOnError) is the whole patch; the workflow stops if the
+    step stops on errors, as it would for a failed delivery.
+    """
+    stop = step.stop_on_error
+    patch: dict[str, Any] = {}
+    if stop and step.error_status:
+        patch["status"] = step.error_status
+    details = _details(delivery) if delivery is not None else None
+    entry = error_entry(reason, details, reference_id, "Error", occurred)
+    patch["errors"] = [*order_errors(order), entry]
+    return StepOutcome(
+        action_status="Error", patch=patch, continue_workflow=not stop, error_reason=reason
+    )

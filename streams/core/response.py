@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 import orjson
 from pydantic import ValidationError
 
@@ -58,3 +61,24 @@ def describe(exc: ValidationError, prefix: str = "") -> str:
 def _preview(body: bytes, limit: int = 80) -> str:
     text = body[:limit].decode("utf-8", "replace")
     return f"starts {text!r}" + ("…" if len(body) > limit else "")
+
+
+#: How much of a failed answer goes into the reason (order-events, the order's error entry).
+EXCERPT_CHARS = 200
+_CONTROL_RUN = re.compile(r"[\x00-\x1f\x7f-\x9f\s]+")
+
+
+def answer_excerpt(
+    body: bytes, secrets: Iterable[str] = (), limit: int = EXCERPT_CHARS
+) -> str | None:
+    """The start of an endpoint's answer, fit for the order history (Omnium shows it there).
+
+    Control characters and runs of whitespace become one space, ``secrets`` (what the request
+    carried: tokens, keys) are masked in case the endpoint echoes them, and the text is capped.
+    """
+    text = _CONTROL_RUN.sub(" ", body[: limit * 4].decode("utf-8", "replace")).strip()
+    for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    if not text:
+        return None
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

@@ -21,8 +21,9 @@ from models.secret_reference import SecretLookup
 from models.settings import TenantSettings, WorkflowStep
 from streams.core.decoder import Accepted
 from streams.core.identity import created_at, delivery_id, record_id, source_event_id
-from streams.core.outcome import StepOutcome, connector_not_found_reason, decide
+from streams.core.outcome import StepOutcome, connector_not_found_reason, decide, unwritable
 from streams.core.patching import apply_patch
+from streams.core.record_size import encode_record, output_key, record_size
 from streams.core.request import DEFAULT_USER_AGENT, InvalidRequest, WebhookRequest, build_request
 from streams.core.resolution import resolve_endpoint, step_in_scope
 from streams.core.trace_context import kafka_headers
@@ -38,6 +39,8 @@ class Source(BaseModel):
     partition: int
     offset: int
     timestamp_ms: int | None = None
+    received_at: float | None = None
+    """When the worker took the record (epoch seconds); None: when the step runs."""
 
 
 class Output(BaseModel):
@@ -57,6 +60,9 @@ class WorkflowOptions(BaseModel):
     replay_id: str | None = None
     attempt_log: bool = True
     """One record per HTTP attempt on the attempts topic (RETURNHOOK_ATTEMPT_LOG)."""
+    max_patch_record_bytes: int | None = None
+    """The largest order-patch record the producer and the topic take (None: unchecked)."""
+    max_event_record_bytes: int | None = None
 
 
 async def run_workflow(
@@ -68,7 +74,9 @@ async def run_workflow(
     *,
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     clock: Callable[[], float] = time.time,
+    on_future_timestamp: Callable[[], None] | None = None,
 ) -> list[Output]:
+    """The step's outputs for one event; ``on_future_timestamp`` counts clamped timestamps."""
     event = accepted.event
     tenant = event.tenant_id
     source_id = source_event_id(event.event_id, source.topic, source.partition, source.offset)
@@ -89,7 +97,13 @@ async def run_workflow(
             continue
         delivery_key = delivery_id(tenant, source_id, index, options.replay_id)
         if step.run_after_order_is_saved:
-            await _wait_until_saved(event.timestamp, source.timestamp_ms, sleep, clock)
+            now = clock()
+            received = source.received_at if source.received_at is not None else now
+            delay, future = saved_wait(event.timestamp, source.timestamp_ms, received, now)
+            if future and on_future_timestamp is not None:
+                on_future_timestamp()
+            if delay > 0:
+                await sleep(delay)
         endpoint = resolve_endpoint(step, settings.connectors, view)
         delivery: Delivery | None = None
         request: WebhookRequest | None = None
@@ -119,7 +133,6 @@ async def run_workflow(
             occurred=occurred,
             not_found_reason=connector_not_found_reason(step, view.market_id),
         )
-        order = apply_patch(order, outcome.patch)
         step_ref = StepRef(
             index=index,
             name=step.name,
@@ -138,23 +151,85 @@ async def run_workflow(
                 Output(role="attempts", key=accepted.order_id, record=record)
                 for record in attempt_records(delivery, request, common)
             )
-        if outcome.patch:
-            patch_record = OrderPatchRecord(
-                id=record_id(delivery_key, "patch"),
-                patch=outcome.patch,
-                ignored_fields=outcome.ignored_fields,
-                **common,
+        key = accepted.order_id
+        patch_record = _patch_record(delivery_key, outcome, common)
+        oversize = _oversize(key, patch_record, options.max_patch_record_bytes)
+        if oversize is not None:
+            reason = (
+                f"the order patch from the webhook makes an order-patch record of {oversize} "
+                f"bytes, over the {options.max_patch_record_bytes}-byte limit of its topic; "
+                "it was not written"
             )
-            outputs.append(
-                Output(role="patches", key=accepted.order_id, record=patch_record, headers=headers)
+            outcome = unwritable(
+                step,
+                order,
+                reason,
+                reference_id=delivery_key,
+                occurred=occurred,
+                delivery=delivery,
             )
+            patch_record = _patch_record(delivery_key, outcome, common)
+            if _oversize(key, patch_record, options.max_patch_record_bytes) is not None:
+                # The order's own errors are that large: no patch at all, the event says why.
+                outcome = outcome.model_copy(update={"patch": {}})
+                patch_record = None
+        if patch_record is not None:
+            order = apply_patch(order, outcome.patch)
+            outputs.append(Output(role="patches", key=key, record=patch_record, headers=headers))
         event_record = _event_record(delivery_key, outcome, delivery, common)
-        outputs.append(
-            Output(role="events", key=accepted.order_id, record=event_record, headers=headers)
-        )
+        oversize = _oversize(key, event_record, options.max_event_record_bytes)
+        if oversize is not None:
+            event_record = _cut_event(event_record, oversize, options.max_event_record_bytes)
+            if _oversize(key, event_record, options.max_event_record_bytes) is not None:
+                raise OutputTooLarge(
+                    f"the order-event of step {index} does not fit its topic's "
+                    f"{options.max_event_record_bytes}-byte limit even without its reason "
+                    "(the order id, tenant id or event id is that long)"
+                )
+        outputs.append(Output(role="events", key=key, record=event_record, headers=headers))
         if not outcome.continue_workflow:
             stopped_at = event_record
     return outputs
+
+
+class OutputTooLarge(Exception):
+    """An output record that no cut can fit: the input is dead-lettered instead."""
+
+
+#: Characters of the webhook's reason kept in an order-event that was too large with all of it.
+CUT_REASON_CHARS = 1000
+
+
+def _patch_record(
+    delivery_key: str, outcome: StepOutcome, common: dict[str, Any]
+) -> OrderPatchRecord | None:
+    if not outcome.patch:
+        return None
+    return OrderPatchRecord(
+        id=record_id(delivery_key, "patch"),
+        patch=outcome.patch,
+        ignored_fields=outcome.ignored_fields,
+        **common,
+    )
+
+
+def _oversize(key: str, record: BaseModel | None, limit: int | None) -> int | None:
+    """The record's size on the wire when it is over ``limit``, else None."""
+    if record is None or limit is None:
+        return None
+    size = record_size(output_key(key.encode()), encode_record(record))
+    return size if size > limit else None
+
+
+def _cut_event(record: OrderEventRecord, size: int, limit: int | None) -> OrderEventRecord:
+    """Only the webhook's reason can make an order-event large: cut it, and say so, as Error."""
+    original = record.error_reason or ""
+    reason = (
+        f"the order-event would be {size} bytes, over the {limit}-byte limit of its topic; "
+        f"the reason is cut to its first {CUT_REASON_CHARS} characters: "
+        f"{original[:CUT_REASON_CHARS]}"
+    )
+    return record.model_copy(update={"action_status": "Error", "error_reason": reason})
 
 
 def _connector_id(step: WorkflowStep, connector: Any) -> str | None:
@@ -207,20 +282,27 @@ def _iso(seconds: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-async def _wait_until_saved(
+def saved_wait(
     timestamp: datetime | None,
     record_timestamp_ms: int | None,
-    sleep: Callable[[float], Awaitable[Any]],
-    clock: Callable[[], float],
-) -> None:
-    """``runAfterOrderIsSaved``: call no sooner than 1 s after the change happened."""
+    received_at: float,
+    now: float,
+) -> tuple[float, bool]:
+    """``runAfterOrderIsSaved``: (seconds still to wait, whether the timestamp was in the future).
+
+    The change happened at the event's ``timestamp`` (a naive one is read as UTC), else at the
+    record's timestamp, else when we received the record. A time later than the reception is
+    taken as the reception: the order cannot have been saved after we heard of it, and a clock
+    that is ahead (or a local time without its offset) must not hold the partition. So the wait
+    is at most 1 s from reception.
+    """
     if timestamp is not None:
         moment = timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=UTC)
         happened = moment.timestamp()
     elif record_timestamp_ms is not None and record_timestamp_ms >= 0:
         happened = record_timestamp_ms / 1000
     else:
-        happened = clock()
-    delay = happened + RUN_AFTER_SAVED_DELAY_S - clock()
-    if delay > 0:
-        await sleep(delay)
+        happened = received_at
+    future = happened > received_at
+    delay = min(happened, received_at) + RUN_AFTER_SAVED_DELAY_S - now
+    return min(max(delay, 0.0), RUN_AFTER_SAVED_DELAY_S), future

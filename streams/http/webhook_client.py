@@ -17,7 +17,7 @@ import orjson
 
 from models.delivery import AttemptResult, Delivery, ErrorClass
 from streams.core.request import WebhookRequest
-from streams.core.response import parse_response
+from streams.core.response import EXCERPT_CHARS, answer_excerpt, parse_response
 from streams.http.egress import EgressPolicy, EgressRefused, GuardedConnector, check_literal
 from streams.http.signing import signature_headers
 
@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 DEFAULT_RETRY_DELAYS: tuple[float, ...] = (1.0, 5.0, 15.0)
 DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
 FINAL_STATUSES = frozenset({400, 404})
+#: Bytes read of a non-2xx answer: enough for the start that goes into the reason.
+ERROR_BODY_BYTES = EXCERPT_CHARS * 4
+_SENSITIVE_HEADER = ("authorization", "key", "token", "secret", "cookie", "password", "signature")
 
 # (tenant, attempt number, HTTP status or None, error or None, seconds) after every attempt
 AttemptObserver = Callable[[str, int, int | None, str | None, float], None]
@@ -122,6 +125,7 @@ class WebhookClient:
                 reason=f"not sent: the client cannot use the URL ({exc})",
             )
         log: list[AttemptResult] = []
+        said: str | None = None
         for attempt in range(1, attempts + 1):
             began, clock_began = time.monotonic(), self._clock()
             try:
@@ -171,13 +175,14 @@ class WebhookClient:
                     attempt_log=log,
                 )
             reason = error or f"the webhook answered HTTP {status}"
+            said = answer_excerpt(body, request_secrets(request)) if error is None else None
             if status in FINAL_STATUSES:
                 return Delivery(
                     ok=False,
                     attempts=attempt,
                     http_status=status,
                     duration_ms=_ms_since(started),
-                    reason=f"{reason} (not retried)",
+                    reason=f"{reason} (not retried)" + (f": {said}" if said else ""),
                     attempt_log=log,
                 )
             if attempt < attempts:
@@ -189,7 +194,8 @@ class WebhookClient:
             attempts=attempts,
             http_status=last_status,
             duration_ms=_ms_since(started),
-            reason=f"{reason} on attempt {attempts} of {attempts}; giving up",
+            reason=f"{reason} on attempt {attempts} of {attempts}; giving up"
+            + (f": {said}" if said else ""),
             attempt_log=log,
         )
 
@@ -238,7 +244,10 @@ class WebhookClient:
                     request.url, data=request.body, headers=headers, allow_redirects=False
                 ) as response:
                     status = response.status
-                    body = await self._read_capped(response) if 200 <= status < 300 else b""
+                    if 200 <= status < 300:
+                        body = await self._read_capped(response)
+                    else:  # only its start, for the reason
+                        body = await response.content.read(ERROR_BODY_BYTES)
         except TimeoutError:
             error = f"no answer within {request.timeout_s:g} s"
             status, body, error_class = None, b"", "timeout"
@@ -280,6 +289,16 @@ class WebhookClient:
                 raise ResponseTooLarge
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def request_secrets(request: WebhookRequest) -> list[str]:
+    """What an endpoint might echo that must not reach a reason: credentials the request sent."""
+    found = list(request.signing_secrets)
+    for name, value in request.headers.items():
+        if any(word in name.lower() for word in _SENSITIVE_HEADER):
+            found.append(value)
+            found.extend(value.split(" ", 1)[1:])  # the token after "Bearer " / "Basic "
+    return found
 
 
 def _ms_since(started: float) -> int:

@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from models.settings import TenantSettings
+from models.settings_keys import check_settings_document
 from streams.kafka.connection import Connectable, connection_of
 
 
@@ -25,6 +26,11 @@ class SettingsFileError(ValueError):
 
 def load_settings_file(path: Path) -> list[TenantSettings]:
     """A file holds one tenant's settings, a list of them, or ``{tenants: [...]}``."""
+    return read_settings_file(path)[0]
+
+
+def read_settings_file(path: Path) -> tuple[list[TenantSettings], list[str]]:
+    """The tenants and the warnings (parts returnhook does not use); typos are errors."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -37,18 +43,24 @@ def load_settings_file(path: Path) -> list[TenantSettings]:
         data = data["tenants"]
     documents = data if isinstance(data, list) else [data]
     problems: list[str] = []
+    warnings: list[str] = []
     tenants: list[TenantSettings] = []
     for index, document in enumerate(documents):
         prefix = f"[{index}]." if isinstance(data, list) else ""
         if not isinstance(document, dict):
             problems.append(f"{prefix or '(root)'}: expected a mapping of tenant settings")
             continue
+        check = check_settings_document(document, prefix)
+        problems.extend(check.errors)
+        warnings.extend(check.warnings)
         try:
-            tenants.append(TenantSettings.model_validate(document))
+            tenants.append(TenantSettings.model_validate(check.document))
         except ValidationError as exc:
             for error in exc.errors():
-                where = ".".join(str(p) for p in error["loc"]) or "(root)"
-                problems.append(f"{prefix}{where}: {error['msg']}")
+                where = prefix + (".".join(str(p) for p in error["loc"]) or "(root)")
+                if error["type"] == "extra_forbidden" and where in check.typo_paths:
+                    continue  # reported above, with a suggestion
+                problems.append(f"{where}: {error['msg']}")
     seen: set[str] = set()
     for tenant in tenants:
         if tenant.tenant_id in seen:
@@ -58,7 +70,7 @@ def load_settings_file(path: Path) -> list[TenantSettings]:
         problems.append("the file holds no tenant settings")
     if problems:
         raise SettingsFileError(path, problems)
-    return tenants
+    return tenants, warnings
 
 
 def settings_record(settings: TenantSettings) -> tuple[bytes, bytes]:

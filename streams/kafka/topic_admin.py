@@ -10,6 +10,7 @@ import asyncio
 from typing import Literal
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from pydantic import BaseModel, ConfigDict
 
@@ -25,6 +26,20 @@ class KafkaUnreachableError(ConnectionError):
 
 class TopicAdminError(RuntimeError):
     """The broker refused to create a topic."""
+
+
+class TopicsNotReadyError(RuntimeError):
+    """Topics missing or unlike topics.yaml; one line that says what to run."""
+
+    def __init__(self, bootstrap: str, problems: list[str]) -> None:
+        super().__init__(
+            f"{'; '.join(problems)} on {bootstrap}: run `returnhook topics apply` first"
+        )
+        self.problems = problems
+
+
+#: Configs that change what a topic is; others (retention) may be tuned on the cluster.
+CHECKED_CONFIGS = ("cleanup.policy",)
 
 
 class TopicReport(BaseModel):
@@ -73,6 +88,88 @@ async def apply_topics(
         await admin.close()
 
 
+async def verify_topics(
+    target: Connectable,
+    catalog: TopicCatalog,
+    roles: list[str] | None = None,
+    *,
+    timeout: float = 12.0,
+) -> None:
+    """Raises TopicsNotReadyError unless each topic exists as topics.yaml says.
+
+    Checked: existence, partition count and ``cleanup.policy``. Nothing is created, and the
+    metadata is read for all topics, never by name (a named request may auto-create).
+    """
+    specs = catalog.by_role()
+    wanted = {role: specs[role] for role in (roles or list(specs))}
+    connection = connection_of(target)
+    bootstrap = connection.bootstrap
+    admin = AIOKafkaAdminClient(
+        **connection.aiokafka_options(),
+        client_id="returnhook-topic-check",
+        request_timeout_ms=max(1000, int(timeout * 1000)),
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            try:
+                await admin.start()
+                existing = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics()}
+                present = [spec for spec in wanted.values() if spec.name in existing]
+                configs = await _topic_configs(admin, present)
+            except KafkaError as exc:
+                raise KafkaUnreachableError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    except TimeoutError:
+        raise KafkaUnreachableError(
+            f"cannot reach Kafka at {bootstrap}: no answer within {timeout:g} s"
+        ) from None
+    finally:
+        await admin.close()
+    problems = topic_problems(wanted, existing, configs)
+    if problems:
+        raise TopicsNotReadyError(bootstrap, problems)
+
+
+def topic_problems(
+    wanted: dict[str, TopicSpec],
+    partitions: dict[str, int],
+    configs: dict[str, dict[str, str]],
+) -> list[str]:
+    """What differs from the catalog, one phrase per topic (pure)."""
+    problems = []
+    for role, spec in wanted.items():
+        if spec.name not in partitions:
+            problems.append(f"topic {spec.name} ({role}) does not exist")
+            continue
+        if partitions[spec.name] != spec.partitions:
+            problems.append(
+                f"topic {spec.name} ({role}) has {partitions[spec.name]} partition(s), "
+                f"topics.yaml wants {spec.partitions}"
+            )
+        for name in CHECKED_CONFIGS:
+            want = spec.configs.get(name, "delete")
+            have = configs.get(spec.name, {}).get(name, "delete")
+            if have != want:
+                problems.append(f"topic {spec.name} ({role}) has {name}={have}, wants {want}")
+    return problems
+
+
+async def _topic_configs(
+    admin: AIOKafkaAdminClient, specs: list[TopicSpec]
+) -> dict[str, dict[str, str]]:
+    if not specs:
+        return {}
+    resources = [ConfigResource(ConfigResourceType.TOPIC, spec.name) for spec in specs]
+    found: dict[str, dict[str, str]] = {}
+    for response in await admin.describe_configs(resources):
+        for resource in response.to_object()["resources"]:
+            found[resource["resource_name"]] = {
+                entry["config_names"]: entry["config_value"]
+                for entry in resource["config_entries"]
+                if entry["config_value"] is not None
+            }
+    return found
+
+
 async def _apply(
     admin: AIOKafkaAdminClient, catalog: TopicCatalog, existing: dict[str, int]
 ) -> list[TopicReport]:
@@ -102,7 +199,7 @@ async def _apply(
                     name=name,
                     role=role,
                     action="created",
-                    detail=f"{spec.partitions} partitions, replication {spec.replication_factor}",
+                    detail=f"{_partitions(spec.partitions)}, replication {spec.replication_factor}",
                 )
             elif for_code(code) is TopicAlreadyExistsError:
                 # Someone created it between our metadata read and our request.
@@ -124,9 +221,11 @@ def _check(role: str, spec: TopicSpec, partitions: int) -> TopicReport:
             detail=f"has {partitions} partitions, catalog wants {spec.partitions} "
             "(not changed: adding partitions moves keys)",
         )
-    return TopicReport(
-        name=spec.name, role=role, action="exists", detail=f"{partitions} partitions"
-    )
+    return TopicReport(name=spec.name, role=role, action="exists", detail=_partitions(partitions))
+
+
+def _partitions(count: int) -> str:
+    return f"{count} partition" + ("" if count == 1 else "s")
 
 
 def _topic_errors(response: object) -> list[tuple[str, int, str | None]]:

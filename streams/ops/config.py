@@ -24,6 +24,8 @@ from streams.http.webhook_client import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETR
 from streams.kafka.connection import KafkaConnection
 
 CONFIG_FILE_ENV = "RETURNHOOK_CONFIG_FILE"
+#: The share of the rebalance timeout a drain may take; the rest is faust's revoke work.
+DRAIN_SHARE_OF_REBALANCE = 0.5
 
 
 class WorkerConfig(KafkaConnection):
@@ -45,6 +47,10 @@ class WorkerConfig(KafkaConnection):
     web_enabled: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
+    log_libraries: bool = Field(
+        default=False,
+        description="debug also for aiokafka and faust (their wire logs); payloads never logged",
+    )
     retry_delays: Annotated[tuple[float, ...], NoDecode] = Field(
         default=DEFAULT_RETRY_DELAYS, description="seconds to wait before each retry"
     )
@@ -66,6 +72,11 @@ class WorkerConfig(KafkaConnection):
         gt=0,
         description="accepted but unacknowledged events; intake pauses at it",
     )
+    max_uncommitted_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        gt=0,
+        description="record bytes of accepted but unacknowledged events; intake pauses at it",
+    )
     drain_timeout_s: float = Field(
         default=3.0, ge=0, description="on rebalance/shutdown, how long running calls may finish"
     )
@@ -74,6 +85,13 @@ class WorkerConfig(KafkaConnection):
         gt=0,
         le=60,
         description="how often finished offsets are committed; a crash redoes up to this much work",
+    )
+    settings_grace_s: float = Field(
+        default=10.0,
+        ge=0,
+        le=300,
+        description="how long an event waits for its tenant's settings before it is "
+        "dead-lettered as unknown_tenant (settings reach workers about a second after publish)",
     )
     session_timeout_s: float = Field(default=6.0, ge=6.0)
     heartbeat_interval_s: float = Field(default=1.0, gt=0)
@@ -117,11 +135,19 @@ class WorkerConfig(KafkaConnection):
 
     @model_validator(mode="after")
     def _drain_within_rebalance(self) -> WorkerConfig:
-        """A drain longer than the rebalance timeout gets the worker evicted from the group."""
-        if self.drain_timeout_s >= self.rebalance_timeout_s:
+        """The drain and faust's own revoke work must both fit in the rebalance timeout.
+
+        After our drain, faust still commits, flushes the producer, stops its fetchers and
+        rejoins the group; a member that takes longer than the rebalance timeout in all is
+        evicted, and its partitions' work is done twice. Half of it is left for faust.
+        """
+        most = self.rebalance_timeout_s * DRAIN_SHARE_OF_REBALANCE
+        if self.drain_timeout_s > most:
             raise ValueError(
-                f"drain_timeout_s ({self.drain_timeout_s:g}) must be shorter than "
-                f"rebalance_timeout_s ({self.rebalance_timeout_s:g})"
+                f"drain_timeout_s ({self.drain_timeout_s:g}) may be at most half of "
+                f"rebalance_timeout_s ({self.rebalance_timeout_s:g}), i.e. {most:g} s: after "
+                "the drain, faust still commits, flushes the producer, stops its fetchers and "
+                "rejoins the group within the same rebalance timeout, or the worker is evicted"
             )
         return self
 

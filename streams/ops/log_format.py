@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from streams.ops.payload_filter import PayloadFilter
 from streams.ops.redaction import RedactingFilter
 
 # LogRecord attributes that are not "extra" fields of the call.
@@ -46,5 +47,7 @@ def install(root: logging.Logger, log_format: str) -> None:
         root.addHandler(logging.StreamHandler())
     for handler in root.handlers:
         handler.setFormatter(formatter)
+        if not any(isinstance(f, PayloadFilter) for f in handler.filters):
+            handler.addFilter(PayloadFilter())  # before the redactor, which formats the message
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())

@@ -69,6 +69,17 @@ class Metrics:
             ["reason"],
             registry=registry,
         )
+        self.future_timestamps = Counter(
+            "returnhook_future_timestamps",
+            "runAfterOrderIsSaved steps whose event time was after we received it (taken as now)",
+            registry=registry,
+        )
+        self.oversized_outputs = Counter(
+            "returnhook_oversized_outputs",
+            "Output records that would not fit their topic, by role (written cut, or as Error)",
+            ["role"],
+            registry=registry,
+        )
         registry.register(_ExecutorCollector(stats))
         self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
 
@@ -127,6 +138,22 @@ class _ExecutorCollector(Collector):
                 "Uncommitted events at which intake pauses (max_uncommitted)",
                 value=stats["window"],
             )
+        yield GaugeMetricFamily(
+            "returnhook_uncommitted_bytes",
+            "Record bytes of the accepted input events not yet acknowledged",
+            value=stats.get("uncommitted_bytes", 0),
+        )
+        if stats.get("max_uncommitted_bytes"):
+            yield GaugeMetricFamily(
+                "returnhook_uncommitted_bytes_limit",
+                "Uncommitted record bytes at which intake pauses (max_uncommitted_bytes)",
+                value=stats["max_uncommitted_bytes"],
+            )
+        yield CounterMetricFamily(
+            "returnhook_intake_waits",
+            "Times intake paused because the uncommitted window was full (events or bytes)",
+            value=stats.get("intake_waits", 0),
+        )
         yield GaugeMetricFamily(
             "returnhook_oldest_unfinished_age_seconds",
             "Age of the oldest accepted, unacknowledged input event",

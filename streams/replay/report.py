@@ -64,6 +64,8 @@ class ReplayStats:
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
     """(tenant, actionStatus) → step outcomes written."""
     dead_letters_by_tenant: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(tenant, errorReason) → Warning/Error outcomes and dead letters with that reason."""
     ranges: dict[int, tuple[int, int | None]] = field(default_factory=dict)
     """Input partition → (start offset, stop offset); stop None until the first fetch."""
 
@@ -96,6 +98,8 @@ class ReplayResult:
     stats: ReplayStats
     plan: dict[str, TenantPlan]
     elapsed_s: float
+    unknown_tenants: list[str] = field(default_factory=list)
+    """Tenants named by --tenant that have no settings on the settings topic."""
 
 
 Progress = Callable[[ReplayStats], None]

@@ -23,28 +23,36 @@ Where the window starts and ends:
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
 import re
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from models.delivery import Delivery
-from models.records import DeadLetterRecord, OrderEventRecord
+from models.records import OrderEventRecord
 from models.secret_reference import SecretReferenceError, resolve_references
 from models.settings import TenantSettings, WorkflowStep
+from streams.core.dead_letters import dead_letter_record, encode_dead_letter
 from streams.core.decoder import Accepted, Ignored, Rejected, decode
 from streams.core.identity import source_event_id
+from streams.core.record_size import (
+    encode_record,
+    headers_overhead,
+    output_key,
+    record_limit,
+    value_budget,
+)
 from streams.core.request import WebhookRequest
 from streams.core.resolution import resolve_endpoint, step_in_scope
-from streams.core.workflow import Output, Source, WorkflowOptions, run_workflow
+from streams.core.workflow import Output, OutputTooLarge, Source, WorkflowOptions, run_workflow
 from streams.http.egress import EgressPolicy
 from streams.http.webhook_client import WebhookClient
 from streams.ops.redaction import SECRETS, mask_url
@@ -144,6 +152,7 @@ class Replay:
             stats=self.stats,
             plan=self.plan,
             elapsed_s=time.monotonic() - started,
+            unknown_tenants=sorted(t for t in request.tenants if t not in self._settings),
         )
 
     # -- connecting and finding the window -----------------------------------------------------
@@ -425,6 +434,7 @@ class Replay:
         settings = self._settings_for(tenant)
         if isinstance(settings, Rejected):
             plan.problem = f"{settings.error}: its events would be dead-lettered"
+            self.stats.reasons[(tenant, settings.error)] += 1
             self.stats.dead_letters += 1
             self.stats.dead_letters_by_tenant[tenant] += 1
             return
@@ -444,6 +454,9 @@ class Replay:
             url = resolve_references(endpoint.url, settings.tenant_id, self._secrets)
         except SecretReferenceError as exc:
             return f"{mask_url(endpoint.url)} (would not be sent: {exc})"
+        refused = egress_refusal(EgressPolicy(self.request.config.egress_allow), url)
+        if refused:
+            return f"{mask_url(url)} (would not be sent: {refused})"
         return mask_url(url)
 
     # -- the real thing -------------------------------------------------------------------------
@@ -467,12 +480,17 @@ class Replay:
             max_in_flight_per_host=config.max_in_flight_per_host,
             egress=EgressPolicy(config.egress_allow),  # the same guard as the worker's
         )
+        catalog = self.catalog
+        extra = headers_overhead(self._headers)
         self._options = WorkflowOptions(
             secrets=self._secrets,
             max_attempts=client.max_attempts,
             user_agent=config.user_agent,
             replay_id=self.request.replay_id,
             attempt_log=config.attempt_log,
+            max_patch_record_bytes=record_limit(_MAX_REQUEST_BYTES, catalog.patches.configs)
+            - extra,
+            max_event_record_bytes=record_limit(_MAX_REQUEST_BYTES, catalog.events.configs) - extra,
         )
         lanes = KeyedLanes(window=config.max_uncommitted, ack=self._ack, on_error=self._on_error)
         self._producer, self._client, self._lanes = producer, client, lanes
@@ -576,7 +594,12 @@ class Replay:
             timestamp_ms=record.timestamp,
         )
         assert self._options is not None
-        outputs = await run_workflow(accepted, settings, source, self._deliver, self._options)
+        try:
+            outputs = await run_workflow(accepted, settings, source, self._deliver, self._options)
+        except OutputTooLarge as exc:
+            rejected = Rejected(reason="output_too_large", error=str(exc))
+            await self._dead_letter(record, rejected, tenant)
+            return
         await self._produce(outputs)
         self.stats.replayed += 1
 
@@ -591,12 +614,12 @@ class Replay:
         }
         for output in outputs:
             topic = topics[output.role]
-            value = orjson.dumps(output.record.model_dump(mode="json", by_alias=True))
+            value = encode_record(output.record)
             pending.append(
                 await self._producer.send(
                     topic,
                     value=value,
-                    key=output.key.encode(),
+                    key=output_key(output.key.encode()),
                     headers=self._headers + output.headers,
                 )
             )
@@ -606,36 +629,58 @@ class Replay:
             record = output.record
             if isinstance(record, OrderEventRecord):
                 self.stats.outcomes[(record.tenant_id, record.action_status)] += 1
+                if record.action_status != "Success" and record.error_reason:
+                    self.stats.reasons[(record.tenant_id, record.error_reason)] += 1
             elif output.role == "patches":
                 self.stats.patches += 1
 
     async def _dead_letter(self, record: ConsumerRecord, rejected: Rejected, tenant: str) -> None:
         """As the worker writes it, with the replay header on the dead-letter record."""
         assert self._producer is not None
-        dead = DeadLetterRecord(
-            reason=rejected.reason,
-            error=rejected.error,
+        key = output_key(record.key)
+        limit = record_limit(_MAX_REQUEST_BYTES, self.catalog.dead_letters.configs)
+        dead = dead_letter_record(
+            rejected,
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
-            key=record.key.decode("utf-8", "replace") if record.key is not None else None,
-            value=base64.b64encode(record.value or b"").decode(),
-            headers={
-                k: (v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v))
-                for k, v in (record.headers or [])
-            },
+            key=record.key,
+            value=record.value,
+            headers=list(record.headers or []),
+            max_bytes=value_budget(limit, key, self._headers),
         )
-        value = orjson.dumps(dead.model_dump(mode="json", by_alias=True))
         await (
             await self._producer.send(
-                self.catalog.dead_letters.name, value=value, key=record.key, headers=self._headers
+                self.catalog.dead_letters.name,
+                value=encode_dead_letter(dead),
+                key=key,
+                headers=self._headers,
             )
         )
         self.stats.dead_letters += 1
         self.stats.dead_letters_by_tenant[tenant] += 1
+        self.stats.reasons[(tenant, f"dead letter {rejected.reason}: {rejected.error}")] += 1
 
 
 _USERINFO = re.compile(r"(://)[^/\s@]+@")
+
+
+def egress_refusal(policy: EgressPolicy, url: str) -> str | None:
+    """Why the worker's egress policy would refuse ``url`` (the dry run resolves the name once)."""
+    host = urlsplit(url).hostname
+    if not host:
+        return None
+    if policy.host_allowed(host):
+        return None
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return None  # unresolvable now: the call would fail with its own reason
+    for address in sorted(addresses):
+        reason = policy.refusal(host, str(address))
+        if reason:
+            return reason
+    return None
 
 
 def _one_line(exc: BaseException) -> str:

@@ -19,7 +19,6 @@ from typing import Any
 
 import faust
 import mode
-import orjson
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.tables.globaltable import GlobalTable
 from faust.types import EventT, StreamT
@@ -27,9 +26,10 @@ from prometheus_client import CollectorRegistry
 
 from models.records import OrderEventRecord
 from models.settings import TenantSettings
-from streams.core.dead_letters import dead_letter_record
+from streams.core.dead_letters import dead_letter_record, encode_dead_letter
 from streams.core.decoder import Accepted, Ignored, Rejected, decode
-from streams.core.workflow import Output, Source, WorkflowOptions, run_workflow
+from streams.core.record_size import encode_record, output_key, record_limit, value_budget
+from streams.core.workflow import Output, OutputTooLarge, Source, WorkflowOptions, run_workflow
 from streams.http.egress import EgressPolicy
 from streams.http.webhook_client import WebhookClient
 from streams.kafka.topics import TopicCatalog, load_topics
@@ -37,9 +37,10 @@ from streams.ops.config import WorkerConfig
 from streams.ops.metrics import Metrics
 from streams.ops.redaction import SECRETS
 from streams.ops.secret_store import SecretStore
+from streams.worker.input_record import InputRecord
 from streams.worker.lanes import Job, KeyedLanes
 from streams.worker.seek_first_recovery import SeekFirstTableManager
-from streams.worker.tenant_settings import SettingsCache
+from streams.worker.tenant_settings import SettingsCache, await_settings
 
 log = logging.getLogger("returnhook")
 
@@ -61,6 +62,8 @@ class _FaustApp(faust.App):
 
     before_revoke: Callable[[], None] | None = None
     before_stop: Callable[[], Awaitable[None]] | None = None
+    on_input_sought: Callable[[Mapping[Any, int | None]], None] | None = None
+    """Called by SeekFirstRecovery with each input partition's starting offset."""
 
     def on_rebalance_start(self) -> None:
         super().on_rebalance_start()
@@ -184,13 +187,23 @@ class Returnhook:
             on_attempt=self.metrics.on_attempt,
             egress=EgressPolicy(config.egress_allow),
         )
+        # Every record is measured against these before it is sent (streams/core/record_size).
+        max_request = self.app.conf.producer_max_request_size
+        self.dead_letter_limit = record_limit(max_request, catalog.dead_letters.configs)
         self.options = WorkflowOptions(
             secrets=self.secrets,
             max_attempts=self.client.max_attempts,
             user_agent=config.user_agent,
             attempt_log=config.attempt_log,
+            max_patch_record_bytes=record_limit(max_request, catalog.patches.configs),
+            max_event_record_bytes=record_limit(max_request, catalog.events.configs),
         )
-        self.lanes = KeyedLanes(window=config.max_uncommitted, ack=self._ack, on_error=self._crash)
+        self.lanes = KeyedLanes(
+            window=config.max_uncommitted,
+            max_bytes=config.max_uncommitted_bytes,
+            ack=self._ack,
+            on_error=self._crash,
+        )
         self._drain_task: asyncio.Future[None] | None = None
         self._commit_task: asyncio.Future[None] | None = None
         self._stream: Any = None
@@ -203,6 +216,7 @@ class Returnhook:
         )(self._agent)
         self.app.before_revoke = self._on_rebalance_start
         self.app.before_stop = self._before_stop
+        self.app.on_input_sought = self._on_input_sought
         self.app.on_partitions_assigned.connect(self._on_partitions_assigned)
         self._assigned = False
         if config.web_enabled:
@@ -272,8 +286,9 @@ class Returnhook:
 
     def _job_for(self, event: EventT) -> Job:
         message = event.message
+        record = InputRecord.of(message)
         decoded = decode(
-            message.value, max_bytes=self.config.max_record_bytes, headers=message.headers
+            record.value, max_bytes=self.config.max_record_bytes, headers=record.headers
         )
         key: Any
         if isinstance(decoded, Ignored):
@@ -281,11 +296,33 @@ class Returnhook:
             key, work = None, None
         elif isinstance(decoded, Rejected):
             key = ("dead-letter", message.partition, message.offset)
-            work = functools.partial(self.dead_letter, message, decoded)
+            work = functools.partial(self.dead_letter, record, decoded)
         else:
             key = (decoded.event.tenant_id, decoded.order_id)
-            work = functools.partial(self._process, message, decoded)
-        return Job(partition=message.tp, offset=message.offset, key=key, work=work, token=event)
+            work = functools.partial(self._process, record, decoded)
+        # faust keeps the event (and its message) until it is acknowledged, which may be long
+        # after the work is done: the slot keeps only what the ack needs, not the bytes.
+        message.value = None
+        event.value = None
+        return Job(
+            partition=message.tp,
+            offset=message.offset,
+            key=key,
+            work=work,
+            token=event,
+            size=record.size,
+        )
+
+    def _on_input_sought(self, offsets: Mapping[Any, int | None]) -> None:
+        """Each input partition's ledger starts at the offset it was sought to."""
+        started = {}
+        for tp, offset in offsets.items():
+            if tp.topic == self.input_topic.get_topic_name():
+                self.lanes.start_partition(tp, offset)
+                started[tp.partition] = offset
+        log.info(
+            "input partitions start at their committed offsets: %s", dict(sorted(started.items()))
+        )
 
     async def _ack(self, event: EventT) -> None:
         """Only ever called in offset order, for events whose outputs the broker acknowledged."""
@@ -352,18 +389,32 @@ class Returnhook:
 
     # -- the work of one event ---------------------------------------------------------------
 
-    async def _process(self, message: Any, accepted: Accepted) -> None:
-        settings = self._settings_for(accepted)
+    async def _process(self, record: InputRecord, accepted: Accepted) -> None:
+        settings = await await_settings(
+            functools.partial(self._settings_for, accepted), self.config.settings_grace_s
+        )
         if isinstance(settings, Rejected):
-            await self.dead_letter(message, settings)
+            await self.dead_letter(record, settings)
             return
         source = Source(
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            timestamp_ms=int(record.timestamp * 1000) if record.timestamp else None,
+            received_at=record.received_at,
         )
-        outputs = await run_workflow(accepted, settings, source, self.client.deliver, self.options)
+        try:
+            outputs = await run_workflow(
+                accepted,
+                settings,
+                source,
+                self.client.deliver,
+                self.options,
+                on_future_timestamp=self.metrics.future_timestamps.inc,
+            )
+        except OutputTooLarge as exc:
+            await self.dead_letter(record, Rejected(reason="output_too_large", error=str(exc)))
+            return
         await self.produce(outputs)
         self.metrics.input_events.labels("processed").inc()
 
@@ -388,10 +439,15 @@ class Returnhook:
         pending = []
         for output in outputs:
             topic = self._output_topics[output.role]
-            value = orjson.dumps(output.record.model_dump(mode="json", by_alias=True))
+            value = encode_record(output.record)
             pending.append(
                 await producer.send(
-                    topic, output.key.encode(), value, None, None, output.headers or None
+                    topic,
+                    output_key(output.key.encode()),
+                    value,
+                    None,
+                    None,
+                    output.headers or None,
                 )
             )
         for future in pending:
@@ -403,26 +459,31 @@ class Returnhook:
                 ).inc()
                 _log_outcome(output.record)
 
-    async def dead_letter(self, message: Any, rejected: Rejected) -> None:
+    async def dead_letter(self, source: InputRecord, rejected: Rejected) -> None:
+        """Writes the dead letter, cut to what the dead-letter topic takes (never refused)."""
+        key = output_key(source.key)
         record = dead_letter_record(
             rejected,
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            key=message.key,
-            value=message.value,
-            headers=message.headers,
+            topic=source.topic,
+            partition=source.partition,
+            offset=source.offset,
+            key=source.key,
+            value=source.value,
+            headers=source.headers,
+            max_bytes=value_budget(self.dead_letter_limit, key),
         )
         log.warning(
-            "dead letter %s at %s[%d]@%d: %s",
+            "dead letter %s at %s[%d]@%d (%d bytes%s): %s",
             rejected.reason,
-            message.topic,
-            message.partition,
-            message.offset,
-            rejected.error,
+            source.topic,
+            source.partition,
+            source.offset,
+            record.value_size,
+            f", cut: {', '.join(record.truncated)}" if record.truncated else "",
+            rejected.error[:1000],
         )
-        value = orjson.dumps(record.model_dump(mode="json", by_alias=True))
-        await (await self.dead_letters_topic.send(key=message.key, value=value))
+        value = encode_dead_letter(record)
+        await (await self.dead_letters_topic.send(key=key, value=value))
         self.metrics.input_events.labels("dead_lettered").inc()
         self.metrics.dead_letters.labels(rejected.reason).inc()
 

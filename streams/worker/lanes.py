@@ -31,6 +31,8 @@ class Job:
     work: Callable[[], Awaitable[None]] | None
     token: Any
     """What the ack callback receives (the faust event)."""
+    size: int = 0
+    """The input record's bytes, counted against the window's byte bound until acknowledged."""
     accepted_at: float = field(default_factory=time.monotonic)
 
 
@@ -41,10 +43,17 @@ class KeyedLanes:
         window: int,
         ack: Callable[[Any], Awaitable[None]],
         on_error: Callable[[Job, BaseException], Awaitable[None]],
+        max_bytes: int | None = None,
     ) -> None:
         if window < 1:
             raise ValueError("the window must hold at least one event")
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError("the byte bound must be at least one byte")
         self.window = window
+        self.max_bytes = max_bytes
+        self._bytes = 0
+        self.intake_waits = 0
+        """How often intake paused on a full window (events or bytes)."""
         self._ack = ack
         self._on_error = on_error
         self._ledger: OffsetLedger[Hashable, Job] = OffsetLedger()
@@ -68,7 +77,8 @@ class KeyedLanes:
         owner redoes it), or its offset is a redelivery of one already accepted. The caller must
         then neither process nor acknowledge it.
         """
-        while not self._paused and len(self._ledger) >= self.window:
+        while not self._paused and self._full(job.size):
+            self.intake_waits += 1
             self._room.clear()
             await self._room.wait()
         if self._paused:
@@ -84,8 +94,12 @@ class KeyedLanes:
                 job.partition,
                 job.offset,
             )
+        self._bytes += job.size
         if job.key is None or job.work is None:
-            await self._finish(job)
+            try:
+                await self._finish(job)
+            except Exception as exc:
+                await self._fail(job, exc)
             return True
         lane = self._lanes.get(job.key)
         if lane is None:
@@ -94,6 +108,18 @@ class KeyedLanes:
         else:
             lane.append(job)
         return True
+
+    def _full(self, size: int) -> bool:
+        """No room for one more event of ``size`` bytes; an empty window takes any one event."""
+        if len(self._ledger) >= self.window:
+            return True
+        if self.max_bytes is None or self._bytes == 0:
+            return False
+        return self._bytes + size > self.max_bytes
+
+    def start_partition(self, partition: Hashable, committed: int | None) -> None:
+        """A newly assigned partition starts at its committed offset (see OffsetLedger.start)."""
+        self._ledger.start(partition, committed)
 
     def pause(self) -> None:
         """Stops intake (waiting submitters return False) and lanes start no further job."""
@@ -124,30 +150,35 @@ class KeyedLanes:
                 assert job.work is not None
                 try:
                     await job.work()
+                    lane.popleft()
+                    # A finished job may wait long for its ack (behind a partition head that is
+                    # still retrying): keep only what the ack needs, not the decoded event.
+                    job.work = None
+                    # The bookkeeping is guarded like the work: an error here would otherwise
+                    # end this lane silently, and the order's later events would never run.
+                    await self._finish(job)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
                     # Never acknowledged: the job stays at its partition's head, so nothing after
                     # it is committed either; the worker stops and the next owner redoes it.
-                    self.failed = exc
-                    await self._on_error(job, exc)
+                    await self._fail(job, exc)
                     return
-                lane.popleft()
-                # A finished job may wait long for its ack (behind a partition head that is still
-                # retrying): keep only what the ack needs, not the decoded event and order.
-                job.work = None
-                await self._finish(job)
         finally:
             if self._lanes.get(key) is lane:
                 del self._lanes[key]
                 self._tasks.pop(key, None)
 
+    async def _fail(self, job: Job, exc: BaseException) -> None:
+        self.failed = exc
+        await self._on_error(job, exc)
+
     async def _finish(self, job: Job) -> None:
         async with self._ack_lock:
             for ready in self._ledger.finish(job.partition, job.offset):
+                self._bytes -= ready.size
                 await self._ack(ready.token)
-        if len(self._ledger) < self.window:
-            self._room.set()
+        self._room.set()  # a waiting submitter checks again whether its event fits
 
     # -- rebalance / shutdown -------------------------------------------------------------------
 
@@ -168,6 +199,7 @@ class KeyedLanes:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         dropped = self._ledger.clear()
+        self._bytes = 0
         self._lanes.clear()
         self._tasks.clear()
         return dropped
@@ -180,6 +212,9 @@ class KeyedLanes:
         return {
             "orders_active": len(self._lanes),
             "uncommitted_events": len(self._ledger),
+            "uncommitted_bytes": self._bytes,
+            "max_uncommitted_bytes": self.max_bytes or 0,
+            "intake_waits": self.intake_waits,
             "oldest_unfinished_age_s": round(now - oldest, 3) if oldest is not None else 0.0,
             "window": self.window,
             "paused": float(self._paused),

@@ -34,10 +34,15 @@ class Admission(enum.Enum):
 class PartitionLedger(Generic[T]):
     """The accepted, not yet acknowledged events of one partition, in offset order."""
 
-    def __init__(self) -> None:
+    def __init__(self, committed: int | None = None) -> None:
+        """``committed``: the partition's committed offset, where consumption starts.
+
+        Without it the first offset seen is the baseline, and offsets from the committed one up
+        to it, should the consumer deliver them late, would be taken for redeliveries.
+        """
         self._pending: OrderedDict[int, T] = OrderedDict()
         self._finished: set[int] = set()
-        self._last: int | None = None
+        self._last: int | None = committed - 1 if committed is not None else None
         self._holes: deque[tuple[int, int]] = deque(maxlen=MAX_HOLES)
         """[start, end) ranges jumped over between two accepted offsets."""
 
@@ -119,6 +124,16 @@ class OffsetLedger(Generic[K, T]):
 
     def __len__(self) -> int:
         return self._count
+
+    def start(self, partition: K, committed: int | None) -> None:
+        """A partition was assigned and sought to ``committed``: the baseline of its offsets.
+
+        Ignored while the partition still holds events (they were accepted before the seek).
+        """
+        current = self._partitions.get(partition)
+        if committed is None or committed < 0 or (current is not None and len(current)):
+            return
+        self._partitions[partition] = PartitionLedger(committed)
 
     def add(self, partition: K, offset: int, item: T) -> Admission:
         admission = self._partitions.setdefault(partition, PartitionLedger()).add(offset, item)

@@ -66,6 +66,11 @@ class SeekFirstRecovery(Recovery):
         if assignment:
             self.log.info("Seek stream partitions to committed offsets.")
             await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
+            hook = getattr(app, "on_input_sought", None)
+            if hook is not None:
+                # Where each partition starts, before any of its records is fetched.
+                read = consumer._read_offset
+                hook({tp: read.get(tp) for tp in assignment if not self._is_changelog_tp(tp)})
         else:
             self.log.info("Resuming streams with empty assignment")
         self.completed.set()

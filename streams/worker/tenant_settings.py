@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
 from pydantic import ValidationError
 
 from models.secret_reference import SecretLookup
@@ -50,3 +54,30 @@ class SettingsCache:
                 error=f"the settings of tenant {tenant!r} are invalid: {parsed}",
             )
         return parsed
+
+
+async def await_settings(
+    lookup: Callable[[], TenantSettings | Rejected],
+    grace_s: float,
+    *,
+    poll_s: float = 0.1,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> TenantSettings | Rejected:
+    """The tenant's settings, waiting up to ``grace_s`` for them to arrive.
+
+    Settings reach the workers about a second after ``settings publish``; an event produced
+    right after its tenant's first settings must not be dead-lettered as ``unknown_tenant``.
+    Only this order's lane waits: other orders and tenants go on. Invalid settings do not wait.
+    """
+    found = lookup()
+    deadline = clock() + grace_s
+    while isinstance(found, Rejected) and found.reason == "unknown_tenant":
+        left = deadline - clock()
+        if left <= 0:
+            return found.model_copy(
+                update={"error": f"{found.error} (waited {grace_s:g} s for them)"}
+            )
+        await sleep(min(poll_s, left))
+        found = lookup()
+    return found

@@ -241,3 +241,29 @@ def test_patch_the_next_step_could_not_read_is_a_failure(patch: dict, path: str)
 def test_boolean_like_cancel_workflow_strings_are_accepted() -> None:
     body = {"orderActionExecutionResults": {"cancelWorkflow": "true"}}
     assert _ok(orjson.dumps(body)).order_action_execution_results[0].cancel_workflow is True
+
+
+def test_an_answer_excerpt_is_the_start_of_the_text_on_one_line() -> None:
+    from streams.core.response import answer_excerpt
+
+    assert answer_excerpt(b"ReturnOrderFormId is required") == "ReturnOrderFormId is required"
+    assert answer_excerpt(b"line one\r\n\tline\x00two\x1b[31m") == "line one line two [31m"
+    assert answer_excerpt(b"") is None and answer_excerpt(b" \n ") is None
+    assert answer_excerpt("caf\u00e9".encode()) == "caf\u00e9"
+    assert answer_excerpt(b"\xff\xfeok") == "\ufffd\ufffdok"
+
+
+def test_an_answer_excerpt_is_capped() -> None:
+    from streams.core.response import EXCERPT_CHARS, answer_excerpt
+
+    text = answer_excerpt(b"x" * 5000)
+    assert text is not None and len(text) == EXCERPT_CHARS and text.endswith("\u2026")
+    assert answer_excerpt(b"abcdef", limit=4) == "abc\u2026"
+
+
+def test_an_answer_excerpt_masks_what_the_request_carried() -> None:
+    from streams.core.response import answer_excerpt
+
+    body = b'{"error": "bad token", "echo": "Bearer s3cr3t-token", "key": "abc123"}'
+    text = answer_excerpt(body, ["Bearer s3cr3t-token", "s3cr3t-token", "abc123", "ab"])
+    assert text == '{"error": "bad token", "echo": "***", "key": "***"}'

@@ -231,3 +231,27 @@ async def test_a_refused_target_is_one_logged_attempt() -> None:
     [only] = delivery.attempt_log
     assert only.error_class == "egress_refused" and only.retry_at is None
     assert only.error and "127.0.0.1" in only.error
+
+
+async def test_a_failed_answers_text_is_in_the_reason(receiver: RecordingReceiver) -> None:
+    receiver.route("/bad", Reply(status=400, body=b"ReturnOrderFormId is required\n"))
+    receiver.route("/down", Reply(status=500, body=b"x" * 100_000))
+    receiver.route("/echo", Reply(status=401, body=b"token Bearer t0ps3cret is not valid"))
+    sent = request(receiver.url("/echo"))
+    sent = sent.model_copy(
+        update={"headers": {**sent.headers, "Authorization": "Bearer t0ps3cret"}}
+    )
+    async with fast_client() as client:
+        bad = await client.deliver(request(receiver.url("/bad")))
+        down = await client.deliver(request(receiver.url("/down")))
+        echo = await client.deliver(sent)
+    assert bad.reason == (
+        "the webhook answered HTTP 400 (not retried): ReturnOrderFormId is required"
+    )
+    assert down.reason is not None
+    assert down.reason.startswith(
+        "the webhook answered HTTP 500 on attempt 4 of 4; giving up: xxxx"
+    )
+    assert len(down.reason) < 300
+    assert echo.reason is not None and "t0ps3cret" not in echo.reason
+    assert echo.reason.endswith(": token *** is not valid")

@@ -238,7 +238,7 @@ async def test_topics_apply_creates_then_is_idempotent(broker: str, tmp_path: Pa
         _, name, action, detail = rows[role]
         assert name == spec.name  # in full, not cut short
         assert action == "created"
-        assert f"{spec.partitions} partitions" in detail
+        assert f"{spec.partitions} partition" in detail
         assert await partition_count(broker, spec.name) == spec.partitions
 
     second = await asyncio.to_thread(

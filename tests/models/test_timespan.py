@@ -40,7 +40,7 @@ def test_parse(value: object, expected: timedelta) -> None:
         None,
         "",
         "abc",
-        "30s",
+        "30 seconds",
         "-1",
         "00:30",
         "00:00:30:00",
@@ -95,3 +95,11 @@ def test_format_then_parse_round_trips_to_the_millisecond(value: timedelta) -> N
     text = format_timespan(value)
     back = parse_timespan(text)
     assert abs(back - value) <= timedelta(milliseconds=0.5), text
+
+
+@pytest.mark.parametrize(
+    ("text", "millis"),
+    [("30s", 30_000), ("500ms", 500), ("2m", 120_000), ("1h", 3_600_000), ("1.5S", 1500)],
+)
+def test_a_number_with_a_unit(text: str, millis: int) -> None:
+    assert parse_timespan(text) == timedelta(milliseconds=millis)

@@ -200,10 +200,20 @@ def test_invalid_values_name_the_field(
     assert message in error["msg"]
 
 
-def test_drain_must_be_shorter_than_the_rebalance_timeout() -> None:
-    with pytest.raises(ValidationError, match=r"drain_timeout_s \(6\) must be shorter than"):
-        load_config({"drain_timeout_s": 6.0})
-    assert load_config({"drain_timeout_s": 5.0, "rebalance_timeout_s": 8.0}).drain_timeout_s == 5
+def test_drain_must_leave_half_the_rebalance_timeout_to_faust() -> None:
+    for drain in (6.0, 5.9, 3.1):
+        with pytest.raises(ValidationError, match=r"at most half of rebalance_timeout_s \(6\)"):
+            load_config({"drain_timeout_s": drain})
+    with pytest.raises(ValidationError, match="faust still commits, flushes the producer"):
+        load_config({"drain_timeout_s": 5.9})
+    assert load_config({"drain_timeout_s": 3.0}).drain_timeout_s == 3
+    assert load_config({"drain_timeout_s": 4.0, "rebalance_timeout_s": 8.0}).drain_timeout_s == 4
+
+
+def test_the_byte_bound_of_the_window_defaults_well_under_a_worker_s_memory() -> None:
+    assert load_config({}).max_uncommitted_bytes == 256 * 1024 * 1024
+    with pytest.raises(ValidationError, match="max_uncommitted_bytes"):
+        load_config({"max_uncommitted_bytes": 0})
 
 
 def test_invalid_yaml_is_a_config_file_error(tmp_path: Path) -> None:

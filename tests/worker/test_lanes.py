@@ -318,3 +318,97 @@ async def test_stats_report_active_orders_and_oldest_age() -> None:
 def test_window_must_be_positive() -> None:
     with pytest.raises(ValueError):
         KeyedLanes(window=0, ack=Recorder().ack, on_error=Recorder().on_error)
+
+
+# -- issue 14: a byte bound beside the event bound; bookkeeping errors crash ------------------
+
+
+def sized(partition: str, offset: int, key: object, work, size: int) -> Job:
+    return Job(
+        partition=partition,
+        offset=offset,
+        key=key,
+        work=work,
+        token=(partition, offset),
+        size=size,
+    )
+
+
+async def test_intake_waits_while_the_uncommitted_bytes_are_at_the_bound_and_resumes() -> None:
+    rec = Recorder()
+    lanes = KeyedLanes(window=100, max_bytes=1000, ack=rec.ack, on_error=rec.on_error)
+    gate = asyncio.Event()
+
+    async def held() -> None:
+        await gate.wait()
+
+    assert await lanes.submit(sized("p0", 0, "a", held, 600))
+    third = asyncio.ensure_future(lanes.submit(sized("p0", 2, "c", held, 600)))
+    assert await lanes.submit(sized("p0", 1, "b", held, 300)) is True  # 900 ≤ 1000: fits
+    await asyncio.sleep(0.02)
+    assert not third.done(), "1500 bytes would be over the bound: intake must wait"
+    assert lanes.stats()["uncommitted_bytes"] == 900
+    assert lanes.stats()["intake_waits"] >= 1
+    gate.set()
+    assert await asyncio.wait_for(third, 1.0) is True
+    await settle(lanes)
+    assert rec.acked == [("p0", 0), ("p0", 1), ("p0", 2)]  # nothing lost
+    assert lanes.stats()["uncommitted_bytes"] == 0
+
+
+async def test_one_record_larger_than_the_bound_is_still_taken_into_an_empty_window() -> None:
+    rec = Recorder()
+    lanes = KeyedLanes(window=10, max_bytes=100, ack=rec.ack, on_error=rec.on_error)
+
+    async def work() -> None:
+        return None
+
+    assert await asyncio.wait_for(lanes.submit(sized("p0", 0, "a", work, 5000)), 1.0)
+    await settle(lanes)
+    assert rec.acked == [("p0", 0)]
+
+
+async def test_an_error_in_the_acknowledgement_goes_to_the_crash_path() -> None:
+    errors: list[BaseException] = []
+    failed_jobs: list[Job] = []
+
+    async def broken_ack(token: object) -> None:
+        raise RuntimeError("ack exploded")
+
+    async def on_error(job: Job, exc: BaseException) -> None:
+        failed_jobs.append(job)
+        errors.append(exc)
+
+    lanes = KeyedLanes(window=10, ack=broken_ack, on_error=on_error)
+
+    async def work() -> None:
+        return None
+
+    await lanes.submit(job("p0", 0, "a", work))
+    for _ in range(100):
+        if errors:
+            break
+        await asyncio.sleep(0.005)
+    assert [str(e) for e in errors] == ["ack exploded"]
+    assert failed_jobs[0].offset == 0
+    assert isinstance(lanes.failed, RuntimeError)
+
+
+async def test_an_error_acknowledging_a_job_without_work_goes_to_the_crash_path() -> None:
+    errors: list[BaseException] = []
+
+    async def broken_ack(token: object) -> None:
+        raise RuntimeError("ack exploded")
+
+    async def on_error(job: Job, exc: BaseException) -> None:
+        errors.append(exc)
+
+    lanes = KeyedLanes(window=10, ack=broken_ack, on_error=on_error)
+    assert await lanes.submit(job("p0", 0, None, None)) is True
+    assert [str(e) for e in errors] == ["ack exploded"]
+    assert lanes.failed is errors[0]
+
+
+def test_the_byte_bound_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="byte bound"):
+        KeyedLanes(window=1, max_bytes=0, ack=Recorder().ack, on_error=Recorder().on_error)

@@ -125,3 +125,31 @@ def test_clear_on_revoke_returns_everything_never_acknowledged() -> None:
     assert ledger.heads() == {}
     ledger.add("p0", 0, "again")  # a new owner may start from the committed offset again
     assert ledger.finish("p0", 0) == ["again"]
+
+
+def test_a_started_partition_takes_the_committed_offset_as_its_baseline() -> None:
+    ledger: OffsetLedger[str, str] = OffsetLedger()
+    ledger.start("p0", 10)
+    # The consumer hands out 13 first (it dropped 10..12 and fetches them again later).
+    assert ledger.add("p0", 13, "e13") is NEW
+    for offset in (10, 11, 12):
+        assert ledger.add("p0", offset, f"e{offset}") is LATE  # work, not a repeat
+    assert ledger.add("p0", 9, "e9") is DUPLICATE  # below the committed offset: done before
+    assert ledger.finish("p0", 13) == []
+    released = [item for o in (10, 11, 12) for item in ledger.finish("p0", o)]
+    assert released == ["e10", "e11", "e12", "e13"]
+
+
+def test_without_a_start_the_first_offset_seen_is_the_baseline() -> None:
+    ledger: OffsetLedger[str, str] = OffsetLedger()
+    assert ledger.add("p0", 13, "e13") is NEW
+    assert ledger.add("p0", 10, "e10") is DUPLICATE  # what start() prevents
+
+
+def test_start_leaves_a_partition_that_already_holds_events_alone() -> None:
+    ledger: OffsetLedger[str, str] = OffsetLedger()
+    assert ledger.add("p0", 5, "e5") is NEW
+    ledger.start("p0", 0)
+    assert ledger.add("p0", 3, "e3") is DUPLICATE and len(ledger) == 1
+    ledger.start("p1", None)  # never committed: the first offset seen stays the baseline
+    assert ledger.add("p1", 7, "e7") is NEW
