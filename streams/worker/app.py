@@ -21,14 +21,14 @@ import faust
 import mode
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.tables.globaltable import GlobalTable
-from faust.types import EventT, StreamT
+from faust.types import StreamT
 from prometheus_client import CollectorRegistry
 
 from models.records import OrderEventRecord
 from models.settings import TenantSettings
 from streams.core.dead_letters import dead_letter_record, encode_dead_letter
 from streams.core.decoder import Accepted, Ignored, Rejected, decode
-from streams.core.record_size import encode_record, output_key, record_limit, value_budget
+from streams.core.record_size import output_key, record_limit, value_budget
 from streams.core.workflow import Output, OutputTooLarge, Source, WorkflowOptions, run_workflow
 from streams.http.egress import EgressPolicy
 from streams.http.webhook_client import WebhookClient
@@ -37,12 +37,15 @@ from streams.ops.config import WorkerConfig
 from streams.ops.metrics import Metrics
 from streams.ops.redaction import SECRETS
 from streams.ops.secret_store import SecretStore
+from streams.worker.batch_intake import BatchHandler, BatchIntakeConsumer
 from streams.worker.input_record import InputRecord
 from streams.worker.lanes import Job, KeyedLanes
 from streams.worker.seek_first_recovery import SeekFirstTableManager
 from streams.worker.tenant_settings import SettingsCache, await_settings
 
 log = logging.getLogger("returnhook")
+
+UNFINISHED_PER_CALL_SLOT = 4
 
 
 def _raw_topic(app: faust.App, name: str, partitions: int | None = None) -> faust.TopicT:
@@ -64,6 +67,24 @@ class _FaustApp(faust.App):
     before_stop: Callable[[], Awaitable[None]] | None = None
     on_input_sought: Callable[[Mapping[Any, int | None]], None] | None = None
     """Called by SeekFirstRecovery with each input partition's starting offset."""
+
+    input_topic_name: str | None = None
+    on_input_batch: BatchHandler | None = None
+    """Where BatchIntakeConsumer hands the input topic's records, a fetch at a time."""
+
+    def _new_consumer(self) -> Any:
+        transport = self.transport
+        consumer = BatchIntakeConsumer(
+            transport,
+            callback=self.topics.on_message,
+            on_partitions_revoked=self._on_partitions_revoked,
+            on_partitions_assigned=self._on_partitions_assigned,
+            beacon=self.beacon,
+            loop=transport.loop,
+        )
+        consumer.batch_topic = self.input_topic_name
+        consumer.on_batch = self.on_input_batch
+        return consumer
 
     def on_rebalance_start(self) -> None:
         super().on_rebalance_start()
@@ -201,6 +222,9 @@ class Returnhook:
         self.lanes = KeyedLanes(
             window=config.max_uncommitted,
             max_bytes=config.max_uncommitted_bytes,
+            # Events read ahead of the calls: enough to keep every call slot busy, few enough
+            # that a burst waits in Kafka rather than decoded in memory.
+            max_unfinished=UNFINISHED_PER_CALL_SLOT * config.max_in_flight,
             ack=self._ack,
             on_error=self._crash,
         )
@@ -214,6 +238,8 @@ class Returnhook:
             name="returnhook.process",
             supervisor_strategy=mode.CrashingSupervisor,
         )(self._agent)
+        self.app.input_topic_name = catalog.input.name
+        self.app.on_input_batch = self._admit_batch
         self.app.before_revoke = self._on_rebalance_start
         self.app.before_stop = self._before_stop
         self.app.on_input_sought = self._on_input_sought
@@ -254,38 +280,53 @@ class Returnhook:
     # -- intake: decode, pick the lane, submit (the agent never awaits a webhook) -------------
 
     async def _agent(self, stream: StreamT) -> None:
+        """Subscribes the input topic; its records arrive in batches (``_admit_batch``).
+
+        Only a consumer other than BatchIntakeConsumer would deliver them here, one by one.
+        """
         self._stream = stream.noack()
         async for event in self._stream.events():
-            if self.lanes.failed is not None:
-                return
-            await self._admit(event)
+            await self._admit_batch([event.message])
 
-    async def _admit(self, event: EventT) -> None:
-        """Hands the event to the lanes; an event they do not take is never acknowledged."""
-        job = self._job_for(event)
+    async def _admit_batch(self, messages: list[Any]) -> None:
+        """One fetch's input records, in order: decoded and handed to the lanes one by one."""
+        for index, message in enumerate(messages):
+            if self.lanes.failed is not None or self.app.should_stop:
+                for rest in messages[index:]:
+                    self._forget(rest)
+                return
+            if message.generation_id != self.app.consumer_generation_id:
+                # Read before a rebalance: the partition was sought back to its committed offset
+                # since, so its owner reads it again.
+                self._forget(message)
+                continue
+            await self._admit(message)
+
+    async def _admit(self, message: Any) -> None:
+        """Hands the record to the lanes; a record they do not take is never acknowledged."""
+        job = self._job_for(message)
         while not await self.lanes.submit(job):
-            self._forget(event)
+            self._forget(message)
             if not self.lanes.paused or self.app.should_stop or self.lanes.failed is not None:
                 return  # a repeat of an offset already taken, or the worker stops
-            # A drain pauses the lanes. An event of the generation being drained is read again
+            # A drain pauses the lanes. A record of the generation being drained is read again
             # by its partition's next owner; one of the next generation (the drain outlived the
             # rebalance) would not be delivered again: offer it once the lanes resume.
             await self.lanes.resumed()
-            if event.message.generation_id != self.app.consumer_generation_id:
+            if message.generation_id != self.app.consumer_generation_id:
                 return
 
-    def _forget(self, event: EventT) -> None:
+    def _forget(self, message: Any) -> None:
         """Neither processed nor acknowledged: a redelivery, or refused while draining.
 
-        faust tracks every event it hands out and, on shutdown or rebalance, waits without a
+        faust tracks every message it hands out and, on shutdown or rebalance, waits without a
         limit for each to be acknowledged; this one never will be, so stop tracking it.
         """
         unacked = getattr(self.app.consumer, "_unacked_messages", None)
         if unacked is not None:
-            unacked.discard(event.message)
+            unacked.discard(message)
 
-    def _job_for(self, event: EventT) -> Job:
-        message = event.message
+    def _job_for(self, message: Any) -> Job:
         record = InputRecord.of(message)
         decoded = decode(
             record.value, max_bytes=self.config.max_record_bytes, headers=record.headers
@@ -300,16 +341,15 @@ class Returnhook:
         else:
             key = (decoded.event.tenant_id, decoded.order_id)
             work = functools.partial(self._process, record, decoded)
-        # faust keeps the event (and its message) until it is acknowledged, which may be long
+        # faust keeps the message until it is acknowledged, which may be long
         # after the work is done: the slot keeps only what the ack needs, not the bytes.
         message.value = None
-        event.value = None
         return Job(
             partition=message.tp,
             offset=message.offset,
             key=key,
             work=work,
-            token=event,
+            token=message,
             size=record.size,
         )
 
@@ -324,12 +364,13 @@ class Returnhook:
             "input partitions start at their committed offsets: %s", dict(sorted(started.items()))
         )
 
-    async def _ack(self, event: EventT) -> None:
-        """Only ever called in offset order, for events whose outputs the broker acknowledged."""
-        if event.message.generation_id != self.app.consumer_generation_id:
-            self._forget(event)  # a stale generation: the partition's new owner redoes it
+    async def _ack(self, message: Any) -> None:
+        """Only ever called in offset order, for records whose outputs the broker acknowledged."""
+        if message.generation_id != self.app.consumer_generation_id:
+            self._forget(message)  # a stale generation: the partition's new owner redoes it
             return
-        await self._stream.ack(event)
+        if self.app.consumer.ack(message):
+            self.app.sensors.on_message_out(message.tp, message.offset, message)
 
     async def _crash(self, job: Job, exc: BaseException) -> None:
         log.error(
@@ -439,11 +480,11 @@ class Returnhook:
         pending = []
         for output in outputs:
             topic = self._output_topics[output.role]
-            value = encode_record(output.record)
+            value = output.value
             pending.append(
                 await producer.send(
                     topic,
-                    output_key(output.key.encode()),
+                    output.wire_key,
                     value,
                     None,
                     None,

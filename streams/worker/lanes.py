@@ -44,13 +44,21 @@ class KeyedLanes:
         ack: Callable[[Any], Awaitable[None]],
         on_error: Callable[[Job, BaseException], Awaitable[None]],
         max_bytes: int | None = None,
+        max_unfinished: int | None = None,
     ) -> None:
+        """``max_unfinished``: jobs accepted whose work has not finished yet (decoded events
+        waiting for their turn or a call slot hold far more memory than finished ones waiting
+        for their acknowledgement); None: only the window bounds them."""
         if window < 1:
             raise ValueError("the window must hold at least one event")
         if max_bytes is not None and max_bytes < 1:
             raise ValueError("the byte bound must be at least one byte")
+        if max_unfinished is not None and max_unfinished < 1:
+            raise ValueError("max_unfinished must be at least one job")
         self.window = window
         self.max_bytes = max_bytes
+        self.max_unfinished = max_unfinished
+        self._unfinished = 0
         self._bytes = 0
         self.intake_waits = 0
         """How often intake paused on a full window (events or bytes)."""
@@ -77,7 +85,7 @@ class KeyedLanes:
         owner redoes it), or its offset is a redelivery of one already accepted. The caller must
         then neither process nor acknowledge it.
         """
-        while not self._paused and self._full(job.size):
+        while not self._paused and (self._full(job.size) or self._busy(job)):
             self.intake_waits += 1
             self._room.clear()
             await self._room.wait()
@@ -101,6 +109,7 @@ class KeyedLanes:
             except Exception as exc:
                 await self._fail(job, exc)
             return True
+        self._unfinished += 1
         lane = self._lanes.get(job.key)
         if lane is None:
             self._lanes[job.key] = deque([job])
@@ -108,6 +117,11 @@ class KeyedLanes:
         else:
             lane.append(job)
         return True
+
+    def _busy(self, job: Job) -> bool:
+        """As many jobs are unfinished as allowed (a job with no work never waits for this)."""
+        limit = self.max_unfinished
+        return limit is not None and job.work is not None and self._unfinished >= limit
 
     def _full(self, size: int) -> bool:
         """No room for one more event of ``size`` bytes; an empty window takes any one event."""
@@ -154,6 +168,7 @@ class KeyedLanes:
                     # A finished job may wait long for its ack (behind a partition head that is
                     # still retrying): keep only what the ack needs, not the decoded event.
                     job.work = None
+                    self._unfinished -= 1
                     # The bookkeeping is guarded like the work: an error here would otherwise
                     # end this lane silently, and the order's later events would never run.
                     await self._finish(job)
@@ -200,6 +215,7 @@ class KeyedLanes:
                     await task
         dropped = self._ledger.clear()
         self._bytes = 0
+        self._unfinished = 0
         self._lanes.clear()
         self._tasks.clear()
         return dropped
@@ -213,6 +229,7 @@ class KeyedLanes:
             "orders_active": len(self._lanes),
             "uncommitted_events": len(self._ledger),
             "uncommitted_bytes": self._bytes,
+            "unfinished_events": self._unfinished,
             "max_uncommitted_bytes": self.max_bytes or 0,
             "intake_waits": self.intake_waits,
             "oldest_unfinished_age_s": round(now - oldest, 3) if oldest is not None else 0.0,

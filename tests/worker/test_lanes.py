@@ -412,3 +412,38 @@ async def test_an_error_acknowledging_a_job_without_work_goes_to_the_crash_path(
 def test_the_byte_bound_must_be_positive() -> None:
     with pytest.raises(ValueError, match="byte bound"):
         KeyedLanes(window=1, max_bytes=0, ack=Recorder().ack, on_error=Recorder().on_error)
+
+
+async def test_intake_waits_while_max_unfinished_jobs_are_unfinished_and_resumes() -> None:
+    rec = Recorder()
+    lanes = KeyedLanes(window=100, max_unfinished=2, ack=rec.ack, on_error=rec.on_error)
+    gates = [asyncio.Event() for _ in range(3)]
+
+    def gated(i: int):
+        async def work() -> None:
+            await gates[i].wait()
+
+        return work
+
+    await lanes.submit(job("p0", 0, "a", gated(0)))
+    await lanes.submit(job("p0", 1, "b", gated(1)))
+    # A job with nothing to run is still taken (it only waits for its turn to be acknowledged).
+    assert await asyncio.wait_for(lanes.submit(job("p0", 2, None, None)), 1)
+    third = asyncio.ensure_future(lanes.submit(job("p0", 3, "c", gated(2))))
+    await asyncio.sleep(0.02)
+    assert not third.done()
+    assert lanes.stats()["unfinished_events"] == 2
+    gates[1].set()  # "b" finishes (not yet acknowledged: "a" holds the partition's head)
+    assert await asyncio.wait_for(third, 1)
+    assert rec.acked == []
+    gates[0].set()
+    gates[2].set()
+    await settle(lanes)
+    assert rec.acked == [("p0", o) for o in range(4)]
+    assert lanes.stats()["unfinished_events"] == 0
+
+
+def test_max_unfinished_must_be_positive() -> None:
+    rec = Recorder()
+    with pytest.raises(ValueError, match="max_unfinished"):
+        KeyedLanes(window=10, max_unfinished=0, ack=rec.ack, on_error=rec.on_error)
