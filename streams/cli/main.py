@@ -161,6 +161,7 @@ def worker(
 def run_worker(config: WorkerConfig, catalog: object) -> None:
     import faust
 
+    from streams.ops.gc_tuning import tune_gc
     from streams.ops.log_format import install
     from streams.ops.payload_filter import scope_levels
     from streams.worker.app import Returnhook
@@ -179,6 +180,7 @@ def run_worker(config: WorkerConfig, catalog: object) -> None:
                     handler.setLevel(logging.DEBUG)
 
     returnhook = Returnhook(config, catalog)  # type: ignore[arg-type]
+    tune_gc()
     Worker(
         returnhook.app,
         loglevel=root_level,

@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, SkipValidation
@@ -50,6 +51,15 @@ class Output(BaseModel):
     record: OrderPatchRecord | OrderEventRecord | AttemptRecord
     headers: list[tuple[str, bytes]] = []
     """Kafka headers of the record: the input's trace context, so a trace goes on downstream."""
+
+    @cached_property
+    def value(self) -> bytes:
+        """The record as it is sent, encoded once: the size check and the producer share it."""
+        return encode_record(self.record)
+
+    @cached_property
+    def wire_key(self) -> bytes | None:
+        return output_key(self.key.encode())
 
 
 class WorkflowOptions(BaseModel):
@@ -152,8 +162,10 @@ async def run_workflow(
                 for record in attempt_records(delivery, request, common)
             )
         key = accepted.order_id
-        patch_record = _patch_record(delivery_key, outcome, common)
-        oversize = _oversize(key, patch_record, options.max_patch_record_bytes)
+        patch_output = _output(
+            "patches", key, _patch_record(delivery_key, outcome, common), headers
+        )
+        oversize = _oversize(patch_output, options.max_patch_record_bytes)
         if oversize is not None:
             reason = (
                 f"the order patch from the webhook makes an order-patch record of {oversize} "
@@ -169,24 +181,27 @@ async def run_workflow(
                 delivery=delivery,
             )
             patch_record = _patch_record(delivery_key, outcome, common)
-            if _oversize(key, patch_record, options.max_patch_record_bytes) is not None:
+            patch_output = _output("patches", key, patch_record, headers)
+            if _oversize(patch_output, options.max_patch_record_bytes) is not None:
                 # The order's own errors are that large: no patch at all, the event says why.
                 outcome = outcome.model_copy(update={"patch": {}})
-                patch_record = None
-        if patch_record is not None:
+                patch_output = None
+        if patch_output is not None:
             order = apply_patch(order, outcome.patch)
-            outputs.append(Output(role="patches", key=key, record=patch_record, headers=headers))
+            outputs.append(patch_output)
         event_record = _event_record(delivery_key, outcome, delivery, common)
-        oversize = _oversize(key, event_record, options.max_event_record_bytes)
+        event_output = Output(role="events", key=key, record=event_record, headers=headers)
+        oversize = _oversize(event_output, options.max_event_record_bytes)
         if oversize is not None:
             event_record = _cut_event(event_record, oversize, options.max_event_record_bytes)
-            if _oversize(key, event_record, options.max_event_record_bytes) is not None:
+            event_output = Output(role="events", key=key, record=event_record, headers=headers)
+            if _oversize(event_output, options.max_event_record_bytes) is not None:
                 raise OutputTooLarge(
                     f"the order-event of step {index} does not fit its topic's "
                     f"{options.max_event_record_bytes}-byte limit even without its reason "
                     "(the order id, tenant id or event id is that long)"
                 )
-        outputs.append(Output(role="events", key=key, record=event_record, headers=headers))
+        outputs.append(event_output)
         if not outcome.continue_workflow:
             stopped_at = event_record
     return outputs
@@ -213,11 +228,20 @@ def _patch_record(
     )
 
 
-def _oversize(key: str, record: BaseModel | None, limit: int | None) -> int | None:
+def _output(
+    role: Literal["patches", "events"],
+    key: str,
+    record: OrderPatchRecord | OrderEventRecord | None,
+    headers: list[tuple[str, bytes]],
+) -> Output | None:
+    return None if record is None else Output(role=role, key=key, record=record, headers=headers)
+
+
+def _oversize(output: Output | None, limit: int | None) -> int | None:
     """The record's size on the wire when it is over ``limit``, else None."""
-    if record is None or limit is None:
+    if output is None or limit is None:
         return None
-    size = record_size(output_key(key.encode()), encode_record(record))
+    size = record_size(output.wire_key, output.value)
     return size if size > limit else None
 
 

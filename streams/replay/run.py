@@ -44,7 +44,6 @@ from streams.core.dead_letters import dead_letter_record, encode_dead_letter
 from streams.core.decoder import Accepted, Ignored, Rejected, decode
 from streams.core.identity import source_event_id
 from streams.core.record_size import (
-    encode_record,
     headers_overhead,
     output_key,
     record_limit,
@@ -614,12 +613,12 @@ class Replay:
         }
         for output in outputs:
             topic = topics[output.role]
-            value = encode_record(output.record)
+            value = output.value
             pending.append(
                 await self._producer.send(
                     topic,
                     value=value,
-                    key=output_key(output.key.encode()),
+                    key=output.wire_key,
                     headers=self._headers + output.headers,
                 )
             )
