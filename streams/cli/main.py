@@ -161,11 +161,13 @@ def worker(
 def run_worker(config: WorkerConfig, catalog: object) -> None:
     import faust
 
+    from streams.ops.event_loop import use_uvloop
     from streams.ops.gc_tuning import tune_gc
     from streams.ops.log_format import install
     from streams.ops.payload_filter import scope_levels
     from streams.worker.app import Returnhook
 
+    use_uvloop()  # before anything creates the loop
     forbid_topic_auto_creation()
     root_level, own_levels = scope_levels(config.log_level, config.log_libraries)
 

@@ -45,7 +45,8 @@ from streams.worker.tenant_settings import SettingsCache, await_settings
 
 log = logging.getLogger("returnhook")
 
-UNFINISHED_PER_CALL_SLOT = 4
+UNFINISHED_PER_CALL_SLOT = 2
+PRODUCER_BATCH_BYTES = 256 * 1024
 
 
 def _raw_topic(app: faust.App, name: str, partitions: int | None = None) -> faust.TopicT:
@@ -159,6 +160,9 @@ class Returnhook:
             broker_request_timeout=30.0,
             producer_request_timeout=30.0,
             producer_linger_ms=config.producer_linger_ms,
+            # faust's 16 KB batches fill after ~25 outputs and every send after that waits for a
+            # drain (a task per waiting send); 256 KB batches carry a whole fetch's outputs.
+            producer_max_batch_size=PRODUCER_BATCH_BYTES,
             topic_disable_leader=True,
             topic_allow_declare=False,
             web_enabled=config.web_enabled,
