@@ -18,6 +18,8 @@ class CaseInsensitiveModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
     _lowered_names: ClassVar[dict[str, str]] = {}
+    _aliases: ClassVar[frozenset[str]] = frozenset()
+    _drop_unknown: ClassVar[bool] = True
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -30,16 +32,27 @@ class CaseInsensitiveModel(BaseModel):
             if field.validation_alias and isinstance(field.validation_alias, str):
                 names[field.validation_alias.lower()] = alias
         cls._lowered_names = names
+        cls._aliases = frozenset(names.values())
+        # Models that ignore unknown fields anyway need not carry them through the validation
+        # (an order has dozens of fields the views do not read); "allow" and "forbid" see them.
+        cls._drop_unknown = cls.model_config.get("extra") in (None, "ignore")
 
     @model_validator(mode="before")
     @classmethod
     def _fold_case(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        names = cls._lowered_names
+        names, aliases, drop = cls._lowered_names, cls._aliases, cls._drop_unknown
         folded: dict[str, Any] = {}
         for key, value in data.items():
-            target = names.get(key.lower(), key) if isinstance(key, str) else key
+            if key in aliases:
+                target = key
+            elif isinstance(key, str):
+                target = names.get(key.lower(), key)
+                if drop and target is key:
+                    continue
+            else:
+                target = key
             # An exact-case key wins over a differently cased duplicate.
             if target in folded and key != target:
                 continue

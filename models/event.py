@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from models.casing import CaseInsensitiveModel
 
 RETURN_STATUSES = frozenset({"Returned", "PartiallyReturned"})
+_RETURN_STATUSES_LOWER = frozenset(s.lower() for s in RETURN_STATUSES)
 
 
 class OrderStatusChanged(CaseInsensitiveModel):
@@ -32,4 +33,4 @@ class OrderStatusChanged(CaseInsensitiveModel):
 
 def is_return_status(status: str | None) -> bool:
     """Statuses are compared case-insensitively: producers differ in how they spell them."""
-    return status is not None and status.lower() in {s.lower() for s in RETURN_STATUSES}
+    return status is not None and status.lower() in _RETURN_STATUSES_LOWER

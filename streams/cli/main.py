@@ -163,11 +163,12 @@ def run_worker(config: WorkerConfig, catalog: object) -> None:
 
     from streams.ops.event_loop import use_uvloop
     from streams.ops.gc_tuning import tune_gc
-    from streams.ops.log_format import install
+    from streams.ops.log_format import install, skip_unused_record_fields
     from streams.ops.payload_filter import scope_levels
     from streams.worker.app import Returnhook
 
     use_uvloop()  # before anything creates the loop
+    skip_unused_record_fields()
     forbid_topic_auto_creation()
     root_level, own_levels = scope_levels(config.log_level, config.log_libraries)
 

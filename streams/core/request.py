@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Mapping
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from yarl import URL
 
-from models.secret_reference import SecretLookup, SecretReferenceError, resolve_references
+from models.secret_reference import (
+    REFERENCE,
+    SecretLookup,
+    SecretReferenceError,
+    resolve_references,
+)
 from models.settings import (
     DEFAULT_TIMEOUT,
     WorkflowStep,
@@ -53,18 +59,39 @@ class WebhookRequest(BaseModel):
     @cached_property
     def parsed_url(self) -> URL:
         """The URL as the client parses it; ValueError for one it cannot use."""
-        return URL(self.url)
+        return _url_parts(self.url)[0]
 
     @cached_property
     def origin(self) -> str:
         """scheme://host:port: what per-host limits and metric labels key on (no path, no query)."""
-        url = self.parsed_url
-        return f"{url.scheme}://{url.host_subcomponent}:{url.port}"
+        return _url_parts(self.url)[1]
 
     @cached_property
     def hostname(self) -> str:
         """The host exactly as the client connects to it (after yarl's normalisation)."""
-        return self.parsed_url.raw_host or ""
+        return _url_parts(self.url)[2]
+
+
+@functools.lru_cache(maxsize=4096)
+def _url_parts(url: str) -> tuple[URL, str, str]:
+    """Parsed once per URL, not per request: a tenant's calls all go to the same few URLs."""
+    parsed = URL(url)
+    origin = f"{parsed.scheme}://{parsed.host_subcomponent}:{parsed.port}"
+    return parsed, origin, parsed.raw_host or ""
+
+
+#: URLs that passed check_webhook_url (pure: the same text always gets the same verdict).
+_CHECKED_URLS: dict[str, None] = {}
+_MAX_CHECKED_URLS = 4096
+
+
+def _check_url(url: str, shown: str) -> None:
+    if url in _CHECKED_URLS:
+        return
+    check_webhook_url(url, shown=shown)
+    if len(_CHECKED_URLS) >= _MAX_CHECKED_URLS:
+        _CHECKED_URLS.clear()
+    _CHECKED_URLS[url] = None
 
 
 class InvalidRequest(ValueError):
@@ -122,6 +149,25 @@ def build_request(
         raise InvalidRequest(str(exc)) from None
 
 
+class _Static(NamedTuple):
+    """Everything of a request that depends on the step and endpoint only, not on the event."""
+
+    url: str
+    headers: dict[str, str]
+    """Every header but the trace's, ``Idempotency-Key`` empty (reserved: settings never
+    replace it, so each request sets it in place)."""
+    timeout_s: float
+    signing_secrets: tuple[str, ...]
+    keep: tuple[object, ...]
+    """The step and connector whose ids key the cache: alive as long as the entry."""
+
+
+#: (step, connector, url, tenant, attempts, user agent) -> _Static, for settings that reference
+#: no secret (a referenced secret is read on every request: files may be rotated).
+_STATIC: dict[tuple[int, int, str, str, int, str], _Static] = {}
+_MAX_STATIC = 4096
+
+
 def _build(
     step: WorkflowStep,
     endpoint: Endpoint,
@@ -134,12 +180,56 @@ def _build(
     tenant_id: str,
     trace: Mapping[str, str],
 ) -> WebhookRequest:
+    key = (id(step), id(endpoint.connector), endpoint.url, tenant_id, max_attempts, user_agent)
+    static = _STATIC.get(key)
+    if static is None:
+        static, cacheable = _static(step, endpoint, lookup, max_attempts, user_agent, tenant_id)
+        if cacheable:
+            if len(_STATIC) >= _MAX_STATIC:
+                _STATIC.clear()
+            _STATIC[key] = static
+    headers = dict(static.headers)
+    headers["Idempotency-Key"] = delivery_id
+    for name, value in trace.items():
+        _set(headers, name, value)
+    for name, value in (("Idempotency-Key", delivery_id), *trace.items()):
+        try:
+            check_header_value(value)
+        except ValueError as exc:
+            raise InvalidRequest(f"header {name}: {exc}") from None
+    return WebhookRequest(
+        url=static.url,
+        headers=headers,
+        body=request_body(order, step, return_order_form_id),
+        timeout_s=static.timeout_s,
+        max_attempts=max_attempts,
+        delivery_id=delivery_id,
+        tenant_id=tenant_id,
+        signing_secrets=static.signing_secrets,
+    )
+
+
+def _static(
+    step: WorkflowStep,
+    endpoint: Endpoint,
+    lookup: SecretLookup,
+    max_attempts: int,
+    user_agent: str,
+    tenant_id: str,
+) -> tuple[_Static, bool]:
+    """The event-independent part of a request, and whether it may be reused (no references)."""
+    references = False
+
     def resolve(text: str) -> str:
+        nonlocal references
+        if REFERENCE.search(text) is None:
+            return text
+        references = True
         return resolve_references(text, tenant_id, lookup)
 
     url = resolve(endpoint.url)
     try:
-        check_webhook_url(url, shown=endpoint.url)
+        _check_url(url, endpoint.url)
     except ValueError as exc:
         raise InvalidRequest(f"webhook URL: {exc}") from None
     headers: dict[str, str] = {
@@ -147,7 +237,7 @@ def _build(
         "Accept": "application/json",
         "Content-Type": "application/json",
         "X-Max-Delivery-Count": str(max_attempts),
-        "Idempotency-Key": delivery_id,
+        "Idempotency-Key": "",
     }
     connector = endpoint.connector
     if connector is not None:
@@ -164,8 +254,6 @@ def _build(
     for prop in step.request_headers:
         if prop.key.lower() not in RESERVED_HEADERS:
             _set(headers, prop.key, resolve(prop.value or ""))
-    for name, value in trace.items():
-        _set(headers, name, value)
     timeout = connector.timeout if connector is not None else DEFAULT_TIMEOUT
     secrets: tuple[str, ...] = ()
     if connector is not None and connector.signing_secrets:
@@ -180,13 +268,11 @@ def _build(
             check_header_value(value)
         except ValueError as exc:
             raise InvalidRequest(f"header {name}: {exc}") from None
-    return WebhookRequest(
+    static = _Static(
         url=url,
         headers=headers,
-        body=request_body(order, step, return_order_form_id),
         timeout_s=timeout.total_seconds(),
-        max_attempts=max_attempts,
-        delivery_id=delivery_id,
-        tenant_id=tenant_id,
         signing_secrets=secrets,
+        keep=(step, connector),
     )
+    return static, not references

@@ -241,7 +241,7 @@ class WebhookClient:
         try:
             async with asyncio.timeout(request.timeout_s):
                 async with self._session.post(
-                    request.url, data=request.body, headers=headers, allow_redirects=False
+                    request.parsed_url, data=request.body, headers=headers, allow_redirects=False
                 ) as response:
                     status = response.status
                     if 200 <= status < 300:
@@ -266,14 +266,15 @@ class WebhookClient:
             status, body, error_class = None, b"", _connection_error_class(exc)
         else:
             error, error_class = None, None
-        log.debug(
-            "webhook attempt %d/%d to %s: %s",
-            attempt,
-            request.max_attempts,
-            request.origin,
-            error or f"HTTP {status}",
-            extra={"delivery_id": request.delivery_id},
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "webhook attempt %d/%d to %s: %s",
+                attempt,
+                request.max_attempts,
+                request.origin,
+                error or f"HTTP {status}",
+                extra={"delivery_id": request.delivery_id},
+            )
         return status, body, error, error_class
 
     async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:

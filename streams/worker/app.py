@@ -39,6 +39,7 @@ from streams.ops.redaction import SECRETS
 from streams.ops.secret_store import SecretStore
 from streams.worker.batch_intake import BatchHandler, BatchIntakeConsumer
 from streams.worker.input_record import InputRecord
+from streams.worker.key_partitioner import KeyPartitioner
 from streams.worker.lanes import Job, KeyedLanes
 from streams.worker.seek_first_recovery import SeekFirstTableManager
 from streams.worker.tenant_settings import SettingsCache, await_settings
@@ -163,6 +164,7 @@ class Returnhook:
             # faust's 16 KB batches fill after ~25 outputs and every send after that waits for a
             # drain (a task per waiting send); 256 KB batches carry a whole fetch's outputs.
             producer_max_batch_size=PRODUCER_BATCH_BYTES,
+            producer_partitioner=KeyPartitioner(),
             topic_disable_leader=True,
             topic_allow_declare=False,
             web_enabled=config.web_enabled,

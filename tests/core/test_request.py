@@ -435,3 +435,37 @@ def test_request_is_frozen() -> None:
     request = _build()
     with pytest.raises(ValidationError):
         request.url = "https://other.example"  # type: ignore[misc]
+
+
+def test_a_referenced_secret_is_read_again_for_every_request() -> None:
+    """A rotated secret file takes effect on the next call: nothing that used it is reused."""
+    step, connector = _step(), _connector(bearerToken="${ERP_TOKEN}")
+    endpoint = Endpoint(url=URL, connector=connector)
+    secrets = {(TENANT, "ERP_TOKEN"): "old-token"}
+
+    def build(delivery: str) -> WebhookRequest:
+        return build_request(
+            step, endpoint, ORDER, None, delivery, secrets=secrets, max_attempts=4, tenant_id=TENANT
+        )
+
+    assert _header(build("d-1"), "Authorization") == "Bearer old-token"
+    secrets[(TENANT, "ERP_TOKEN")] = "new-token"
+    assert _header(build("d-2"), "Authorization") == "Bearer new-token"
+
+
+def test_reused_parts_keep_each_request_its_own_key_and_each_tenant_its_own_headers() -> None:
+    step = _step({"X-Source": "oms"})
+    connector = _connector(bearerToken="plain-token", customHeaders=[{"key": "X-Co", "value": "1"}])
+    first = _build(step, connector, delivery="d-1", tenant_id="acme")
+    second = _build(step, connector, delivery="d-2", tenant_id="beta")
+    assert _header(first, "Idempotency-Key") == "d-1"
+    assert _header(second, "Idempotency-Key") == "d-2"
+    assert first.headers.keys() == second.headers.keys()
+    assert first.headers is not second.headers
+    assert list(first.headers)[:5] == [
+        "User-Agent",
+        "Accept",
+        "Content-Type",
+        "X-Max-Delivery-Count",
+        "Idempotency-Key",
+    ]

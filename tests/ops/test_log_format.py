@@ -206,3 +206,29 @@ def test_a_separate_registry_masks_only_its_own_values() -> None:
     rec = record("x %s %s", ("only-mine-1234", "other-5678"))
     RedactingFilter(mine).filter(rec)
     assert rec.getMessage() == f"x {MASK} other-5678"
+
+
+def test_skip_unused_record_fields_leaves_the_caller_and_thread_uncollected() -> None:
+    from streams.ops.log_format import skip_unused_record_fields
+
+    saved = (logging._srcfile, logging.logThreads, logging.logMultiprocessing)
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("test-skip-fields")
+    logger.addHandler(Keep())
+    logger.propagate = False
+    try:
+        skip_unused_record_fields()
+        logger.warning("x")
+    finally:
+        logging._srcfile, logging.logThreads, logging.logMultiprocessing = saved
+    assert (
+        records[0].funcName
+        != "test_skip_unused_record_fields_leaves_the_caller_and_thread_uncollected"
+    )
+    assert records[0].threadName is None
+    assert records[0].getMessage() == "x"
