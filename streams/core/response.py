@@ -39,7 +39,8 @@ def parse_response(body: bytes) -> PatchResult | str:
         patch, _ = normalize_patch(result.order_patch or {})
         # The next step reads the patched order through OrderView: a patch it cannot read
         # (``errors: [{"key": 5}]``) is as bad an answer as a wrong shape, not a later crash.
-        OrderView.of(patch)
+        if patch:
+            OrderView.of(patch)
     except PatchShapeError as exc:
         return f"{_NOT_A_RESULT}: {exc}"
     except ValidationError as exc:
