@@ -48,6 +48,8 @@ class WebhookRequest(BaseModel):
     delivery_id: str
     tenant_id: str = ""
     """For metric labels and logs only; never sent."""
+    step_index: int = 0
+    """The workflow step this request belongs to, for progress records; never sent."""
     signing_secrets: tuple[str, ...] = Field(default=(), repr=False)
 
     @cached_property
@@ -96,6 +98,7 @@ def build_request(
     max_attempts: int,
     user_agent: str = DEFAULT_USER_AGENT,
     tenant_id: str = "",
+    step_index: int = 0,
 ) -> WebhookRequest:
     try:
         return _build(
@@ -108,6 +111,7 @@ def build_request(
             max_attempts,
             user_agent,
             tenant_id,
+            step_index,
         )
     except LookupError as exc:
         raise InvalidRequest(str(exc)) from None
@@ -123,6 +127,7 @@ def _build(
     max_attempts: int,
     user_agent: str,
     tenant_id: str = "",
+    step_index: int = 0,
 ) -> WebhookRequest:
     url = expand_env(endpoint.url, env)
     try:
@@ -173,5 +178,6 @@ def _build(
         max_attempts=max_attempts,
         delivery_id=delivery_id,
         tenant_id=tenant_id,
+        step_index=step_index,
         signing_secrets=secrets,
     )

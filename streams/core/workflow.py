@@ -22,10 +22,13 @@ from streams.core.decoder import Accepted
 from streams.core.identity import created_at, delivery_id, record_id, source_event_id
 from streams.core.outcome import StepOutcome, connector_not_found_reason, decide
 from streams.core.patching import apply_patch
-from streams.core.request import DEFAULT_USER_AGENT, InvalidRequest, WebhookRequest, build_request
+from streams.core.progress import RetryState
+from streams.core.request import DEFAULT_USER_AGENT, InvalidRequest, build_request
 from streams.core.resolution import resolve_endpoint, step_in_scope
 
-Deliver = Callable[[WebhookRequest], Awaitable[Delivery]]
+Deliver = Callable[..., Awaitable[Delivery]]
+"""``deliver(request)``; to continue a delivery another worker began, also
+``first_attempt=`` (the next attempt's number) and ``not_before=`` (epoch seconds)."""
 RUN_AFTER_SAVED_DELAY_S = 1.0
 
 
@@ -60,7 +63,10 @@ async def run_workflow(
     *,
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     clock: Callable[[], float] = time.time,
+    resume: RetryState | None = None,
 ) -> list[Output]:
+    """``resume``: where a retry of this event stood when its partition moved (progress record);
+    that step's delivery continues at the next attempt and its due time."""
     event = accepted.event
     tenant = event.tenant_id
     source_id = source_event_id(event.event_id, source.topic, source.partition, source.offset)
@@ -95,11 +101,19 @@ async def run_workflow(
                     max_attempts=options.max_attempts,
                     user_agent=options.user_agent,
                     tenant_id=tenant,
+                    step_index=index,
                 )
             except InvalidRequest as exc:
                 delivery = Delivery(ok=False, attempts=0, reason=f"not sent: {exc}")
             else:
-                delivery = await deliver(request)
+                if resume is not None and resume.step == index:
+                    delivery = await deliver(
+                        request,
+                        first_attempt=resume.attempts + 1,
+                        not_before=resume.due_ms / 1000,
+                    )
+                else:
+                    delivery = await deliver(request)
         outcome = decide(
             step,
             delivery,

@@ -28,6 +28,8 @@ FINAL_STATUSES = frozenset({400, 404})
 
 # (tenant, attempt number, HTTP status or None, error or None, seconds) after every attempt
 AttemptObserver = Callable[[str, int, int | None, str | None, float], None]
+# (attempts made, when the next one is due in epoch seconds) before every wait for a retry
+RetryObserver = Callable[[int, float], None]
 
 
 class ResponseTooLarge(Exception):
@@ -98,15 +100,38 @@ class WebhookClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def deliver(self, request: WebhookRequest) -> Delivery:
-        """Posts until a final answer or the attempts run out; never raises for HTTP trouble."""
+    async def deliver(
+        self,
+        request: WebhookRequest,
+        *,
+        first_attempt: int = 1,
+        not_before: float | None = None,
+        on_wait: RetryObserver | None = None,
+    ) -> Delivery:
+        """Posts until a final answer or the attempts run out; never raises for HTTP trouble.
+
+        ``first_attempt``/``not_before`` continue a delivery another worker began (its progress
+        record): the next attempt keeps its number (``X-Delivery-Count`` never goes back) and
+        its due time (epoch seconds). ``on_wait`` hears of every retry before its wait, so
+        the caller can record where the delivery stands.
+        """
         if self._session is None:
             await self.start()
         started = time.monotonic()
         attempts = min(request.max_attempts, self.max_attempts)
         last_status: int | None = None
         reason = "not attempted"
-        for attempt in range(1, attempts + 1):
+        if first_attempt > attempts:
+            return Delivery(
+                ok=False,
+                attempts=first_attempt - 1,
+                reason=f"all {attempts} attempts were made before the partition moved; giving up",
+            )
+        if not_before is not None:
+            delay = not_before - self._clock()
+            if delay > 0:
+                await self._sleep(delay)
+        for attempt in range(max(first_attempt, 1), attempts + 1):
             try:
                 status, body, error = await self._attempt(request, attempt)
             except (EgressRefused, UnusableUrl) as exc:
@@ -138,7 +163,10 @@ class WebhookClient:
                     reason=f"{reason} (not retried)",
                 )
             if attempt < attempts:
-                await self._sleep(self.retry_delays[attempt - 1])
+                delay = self.retry_delays[attempt - 1]
+                if on_wait is not None:
+                    on_wait(attempt, self._clock() + delay)
+                await self._sleep(delay)
         return Delivery(
             ok=False,
             attempts=attempts,

@@ -754,3 +754,20 @@ async def test_a_patch_the_next_step_cannot_read_is_a_failed_delivery_not_a_cras
     assert first.action_status == "Warning"
     assert first.error_reason is not None and "orderPatch.errors.0.key" in first.error_reason
     assert second.action_status == "Success"
+
+
+async def test_a_moved_retry_continues_in_its_own_step_only() -> None:
+    """The progress record says step 1 had made 2 attempts: step 1 continues at attempt 3 and
+    its due time; step 0 is called as usual (its outcome was not yet produced)."""
+    from streams.core.progress import RetryState
+
+    calls: list[tuple[int, dict[str, Any]]] = []
+
+    async def deliver(request: WebhookRequest, **kw: Any) -> Delivery:
+        calls.append((request.step_index, kw))
+        return _ok()
+
+    resume = RetryState(step=1, attempts=2, due_ms=1_700_000_004_500)
+    outputs = await _run(_accepted(), _settings(_step(0), _step(1)), deliver, resume=resume)
+    assert calls == [(0, {}), (1, {"first_attempt": 3, "not_before": 1_700_000_004.5})]
+    assert len(_events(outputs)) == 2
