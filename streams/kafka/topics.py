@@ -59,6 +59,8 @@ class TopicCatalog(BaseModel):
     patches: TopicSpec
     events: TopicSpec
     dead_letters: TopicSpec = Field(alias="deadLetters")
+    progress: TopicSpec
+    """Per input partition, what finished beyond the commit point (streams/core/progress.py)."""
 
     def all(self) -> list[TopicSpec]:
         """Every topic, in role order, for code that must treat them alike (creation, checks)."""
@@ -99,6 +101,7 @@ class _FileTopics(BaseModel):
     patches: _FileTopic
     events: _FileTopic
     dead_letters: _FileTopic = Field(alias="deadLetters")
+    progress: _FileTopic
 
 
 class _TopicsFile(BaseModel):

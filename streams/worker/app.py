@@ -25,17 +25,21 @@ from faust.tables.globaltable import GlobalTable
 from faust.types import EventT, StreamT
 from prometheus_client import CollectorRegistry
 
+from models.delivery import Delivery
 from models.records import OrderEventRecord
 from models.settings import TenantSettings
 from streams.core.dead_letters import dead_letter_record
 from streams.core.decoder import Accepted, Ignored, Rejected, decode
+from streams.core.request import WebhookRequest
 from streams.core.workflow import Output, Source, WorkflowOptions, run_workflow
 from streams.http.egress import EgressPolicy
 from streams.http.webhook_client import WebhookClient
+from streams.kafka.progress_reader import ProgressReader
 from streams.kafka.topics import TopicCatalog, load_topics
 from streams.ops.config import WorkerConfig
 from streams.ops.metrics import Metrics
 from streams.worker.lanes import Job, KeyedLanes
+from streams.worker.progress import ProgressBook
 from streams.worker.seek_first_recovery import SeekFirstTableManager
 from streams.worker.tenant_settings import SettingsCache
 
@@ -59,6 +63,8 @@ class _FaustApp(faust.App):
 
     before_revoke: Callable[[], None] | None = None
     before_stop: Callable[[], Awaitable[None]] | None = None
+    before_input: Callable[[], Awaitable[None]] | None = None
+    """Awaited by SeekFirstRecovery after the seek, before the input partitions are fetched."""
 
     def on_rebalance_start(self) -> None:
         super().on_rebalance_start()
@@ -95,6 +101,29 @@ class _ClientService(mode.Service):
 
     async def on_stop(self) -> None:
         await self.client.close()
+
+
+class _ProgressService(mode.Service):
+    """Tails the progress topic, and writes progress records every commit interval (and when
+    a delivery starts waiting)."""
+
+    def __init__(self, returnhook: Returnhook) -> None:
+        super().__init__()
+        self.returnhook = returnhook
+        self._task: asyncio.Task[None] | None = None
+
+    async def on_start(self) -> None:
+        rh = self.returnhook
+        await rh.progress_reader.start()
+        self._task = asyncio.create_task(
+            rh.progress.run(rh.config.commit_interval_s, rh.lanes.views)
+        )
+
+    async def on_stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.returnhook.progress_reader.stop()
 
 
 def broker_urls(broker: str) -> list[str]:
@@ -162,6 +191,18 @@ class Returnhook:
                 beacon=self.app.tables.beacon,
             )
         )
+        self.progress_reader = ProgressReader(
+            config.broker,
+            catalog.progress.name,
+            catalog.progress.partitions,
+            key_prefix=f"{config.app_id}|".encode(),
+        )
+        self.progress = ProgressBook(
+            group=config.app_id,
+            lookup=self.progress_reader.get,
+            send=self._send_progress,
+            committed=self._committed_offset,
+        )
         self.settings_cache = SettingsCache(self.env)
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry, self.stats)
@@ -176,7 +217,12 @@ class Returnhook:
         self.options = WorkflowOptions(
             env=self.env, max_attempts=self.client.max_attempts, user_agent=config.user_agent
         )
-        self.lanes = KeyedLanes(window=config.max_uncommitted, ack=self._ack, on_error=self._crash)
+        self.lanes = KeyedLanes(
+            window=config.max_uncommitted,
+            ack=self._ack,
+            on_error=self._crash,
+            prior=self.progress.prior,
+        )
         self._drain_task: asyncio.Future[None] | None = None
         self._commit_task: asyncio.Future[None] | None = None
         self._stream: Any = None
@@ -189,11 +235,13 @@ class Returnhook:
         )(self._agent)
         self.app.before_revoke = self._on_rebalance_start
         self.app.before_stop = self._before_stop
+        self.app.before_input = self._before_input
         self.app.on_partitions_assigned.connect(self._on_partitions_assigned)
         self._assigned = False
         if config.web_enabled:
             self._add_web_views()
         self.app.add_dependency(_ClientService(self.client))
+        self.app.add_dependency(_ProgressService(self))
 
     def _add_web_views(self) -> None:
         setup_prometheus_sensors(self.app, registry=self.registry, name_prefix="faust")
@@ -319,7 +367,10 @@ class Returnhook:
     async def _drain(self, why: str) -> None:
         """Bounded: faust waits for un-acked events with no limit, the group does not."""
         timeout = self.config.drain_timeout_s
-        dropped = await self.lanes.drain(timeout)
+        # The progress records are written once nothing runs any more and before the jobs are
+        # forgotten: faust's revoke waits for that, so the group's next owners read them.
+        dropped = await self.lanes.drain(timeout, before_clear=self._write_progress)
+        self.progress.forget()
         for job in dropped:
             self._forget(job.token)
         if dropped:
@@ -334,6 +385,37 @@ class Returnhook:
     async def _before_stop(self) -> None:
         await self._drain("shutdown")
 
+    # -- progress beyond the commit point ----------------------------------------------------
+
+    async def _before_input(self) -> None:
+        """The previous owners' last progress records must be read before any input record."""
+        timeout = self.config.rebalance_timeout_s
+        if not await self.progress_reader.caught_up(timeout):
+            log.warning(
+                "the progress topic %s was not read to its end within %.1f s; finished events "
+                "of newly assigned partitions may run again",
+                self.catalog.progress.name,
+                timeout,
+            )
+
+    async def _write_progress(self) -> None:
+        written = await self.progress.write(self.lanes.views)
+        log.info("progress: %d record(s) written before the partitions are released", written)
+
+    async def _send_progress(self, key: bytes, value: bytes) -> None:
+        """Its own awaited send: see streams/worker/progress.py on batches and end offsets."""
+        name = self.catalog.progress.name
+        await (await self.app.producer.send(name, key, value, None, None, None))
+
+    def _committed_offset(self, tp: Any) -> int | None:
+        committed = getattr(self.app.consumer, "_committed_offset", None)
+        return committed.get(tp) if committed is not None else None
+
+    async def _deliver(self, tp: Any, offset: int, request: WebhookRequest, **kw: Any) -> Delivery:
+        """The client's deliver, telling the progress book when a retry starts waiting."""
+        on_wait = functools.partial(self.progress.waiting, tp, offset, request.step_index)
+        return await self.client.deliver(request, on_wait=on_wait, **kw)
+
     # -- the work of one event ---------------------------------------------------------------
 
     async def _process(self, message: Any, accepted: Accepted) -> None:
@@ -347,7 +429,15 @@ class Returnhook:
             offset=message.offset,
             timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
         )
-        outputs = await run_workflow(accepted, settings, source, self.client.deliver, self.options)
+        tp = message.tp
+        outputs = await run_workflow(
+            accepted,
+            settings,
+            source,
+            functools.partial(self._deliver, tp, message.offset),
+            self.options,
+            resume=self.progress.retry_for(tp, message.offset),
+        )
         await self.produce(outputs)
         self.metrics.input_events.labels("processed").inc()
 
@@ -355,6 +445,7 @@ class Returnhook:
         """For metrics and the debug view."""
         return {
             **self.lanes.stats(),
+            "progress_records_written": self.progress.records_written,
             "calls_running": self.client.calls_running,
             "calls_running_by_host": dict(self.client.running),
         }

@@ -68,6 +68,11 @@ class SeekFirstRecovery(Recovery):
             await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
         else:
             self.log.info("Resuming streams with empty assignment")
+        before_input = getattr(app, "before_input", None)
+        if before_input is not None:
+            await before_input()
+            if app.consumer_generation_id != generation_id:
+                return False
         self.completed.set()
         if not app.flow_control.is_active():
             # resume() empties every channel queue. Recovery has normally resumed the flow

@@ -232,7 +232,14 @@ async def test_topics_apply_creates_then_is_idempotent(broker: str, tmp_path: Pa
 
     assert first.returncode == 0, first
     rows = table_rows(first.stdout)
-    assert set(rows) == {"input", "settings", "patches", "events", "deadLetters"}, first.stdout
+    assert set(rows) == {
+        "input",
+        "settings",
+        "patches",
+        "events",
+        "deadLetters",
+        "progress",
+    }, first.stdout
     for role, spec in catalog.by_role().items():
         _, name, action, detail = rows[role]
         assert name == spec.name  # in full, not cut short
