@@ -15,6 +15,8 @@ in the test's event loop, so worker starts and stops go through `asyncio.to_thre
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 import uuid
 from collections import Counter, defaultdict
 from typing import Any
@@ -36,6 +38,7 @@ from tests.integration.traffic import (
     return_event,
     settings_document,
 )
+from tests.integration.worker_process import WorkerProcess
 from tests.kafka_helpers import read_topic
 from tests.receiver import RecordedRequest, RecordingReceiver, Reply
 
@@ -182,3 +185,136 @@ async def test_a_joining_worker_redoes_no_finished_work(
     assert_attempts_never_repeat(receiver, failing_orders)
     assert "the previous owner finished" in second.log_text()
     assert first.running and second.running
+
+
+# --- crash ---------------------------------------------------------------------------------------
+
+
+async def test_after_a_sigkill_only_work_the_last_progress_record_missed_is_redone(
+    make_topics: MakeTopics, start_worker: StartWorker, receiver: RecordingReceiver
+) -> None:
+    topics = make_topics(partitions=4)
+    bootstrap, catalog = topics.bootstrap, topics.catalog
+    events = mixed_events("healthy", "failing", count=360, every=20)
+    healthy, _ = await publish_tenants(topics, receiver, events)
+    app_id = unique_app_id()
+    opts: dict[str, Any] = {"app_id": app_id, "retry_delays": "1,2,4"}
+    victim = await asyncio.to_thread(start_worker, topics, ready_timeout=READY_TIMEOUT, **opts)
+    async with (
+        TopicWatcher(bootstrap, catalog.events.name) as outcomes,
+        TopicWatcher(bootstrap, catalog.progress.name) as progress,
+    ):
+        producing = asyncio.create_task(
+            trickle(bootstrap, catalog.input.name, events, per_tick=4, tick_s=0.1)
+        )
+        await receiver.wait_for_requests(150, path="/healthy", timeout=30)
+        # Right after a fresh record that knows of finished work beyond the commit point.
+        seen = len(progress.values)
+        await progress.wait_until(
+            lambda values: any(v.get("done") for v in values[seen:]),
+            timeout=15,
+            what="a progress record with finished offsets beyond the commit",
+        )
+        victim.kill()
+        killed_at = time.monotonic()
+        calls_at_kill = len(receiver.requests_for("/healthy"))
+        await producing
+        last = {
+            int(record.key.decode().rsplit("|", 1)[1]): decode(record.value)
+            for record in progress.records
+        }
+        successor = await asyncio.to_thread(
+            start_worker, topics, ready_timeout=READY_TIMEOUT, **opts
+        )
+        await outcomes.wait_until(
+            lambda values: expected_outcomes(events) <= ids_seen(values),
+            timeout=90,
+            what="all outcomes",
+        )
+    where = await input_offsets(topics, len(events))
+    healthy_requests = [
+        r for r in receiver.requests_for("/healthy") if request_order(r).startswith("o-healthy")
+    ]
+    twice = called_twice(healthy_requests)
+    covered = {
+        order
+        for order, (partition, offset) in where.items()
+        if isinstance(last.get(partition), PartitionProgress)
+        and last[partition].is_finished(offset)  # type: ignore[union-attr]
+    }
+    redone_covered = sorted(set(twice) & covered)
+    print(
+        f"\ncrash: SIGKILL {time.monotonic() - killed_at:.1f} s before the end, after "
+        f"{calls_at_kill} healthy calls; {len(covered)} orders finished per the last records; "
+        f"{len(twice)} healthy orders called twice, {len(redone_covered)} of them covered"
+    )
+    assert not redone_covered, f"redone although the last progress record had them: {twice}"
+    # What was redone finished after the last record: at most what the victim did after it.
+    assert len(twice) <= calls_at_kill - sum(1 for o in covered if o.startswith("o-healthy"))
+    assert "the previous owner finished" in successor.log_text()
+    assert_attempts_never_repeat_after_crash(receiver, {o for t, o in events if t != healthy})
+
+
+def assert_attempts_never_repeat_after_crash(
+    receiver: RecordingReceiver, failing_orders: set[str]
+) -> None:
+    """After a SIGKILL an attempt made since the last record may be made again (same number),
+    but the numbers never go back further and never pass 4."""
+    counts = counts_by_order(receiver.requests_for("/failing"))
+    assert set(counts) == failing_orders
+    for order, seq in counts.items():
+        assert max(seq) <= 4, (order, seq)
+        assert all(b >= a for a, b in itertools.pairwise(seq)), (order, seq)
+        assert seq[-1] == 4, (order, seq)
+
+
+# --- a retry moved mid-schedule ------------------------------------------------------------------
+
+
+async def test_a_moved_retry_keeps_its_attempt_numbers_and_due_time(
+    make_topics: MakeTopics, start_worker: StartWorker, receiver: RecordingReceiver
+) -> None:
+    topics = make_topics(partitions=1)
+    bootstrap, catalog = topics.bootstrap, topics.catalog
+    tenant, prefix = _names("moved")
+    order = f"{prefix}-1"
+    receiver.route("/failing", Reply(status=500))
+    await publish(bootstrap, topics, [settings_document(tenant, receiver.url("/failing"))])
+    app_id = unique_app_id()
+    opts: dict[str, Any] = {"app_id": app_id, "retry_delays": "1,4,4"}
+    workers: list[WorkerProcess] = [start_worker(topics, wait=False, **opts) for _ in range(2)]
+    await asyncio.gather(*(asyncio.to_thread(w.wait_ready, READY_TIMEOUT) for w in workers))
+    deadline = time.monotonic() + 20
+    while not (owners := [w for w in workers if assigned_partitions(w, catalog.input.name)]):
+        assert time.monotonic() < deadline, "nobody owns the partition"
+        await asyncio.sleep(0.2)
+    (owner,) = owners
+    (other,) = [w for w in workers if w is not owner]
+    async with TopicWatcher(bootstrap, catalog.events.name) as outcomes:
+        async with Producer(bootstrap) as producer:
+            await producer.send(catalog.input.name, order, return_event(tenant, order, 0))
+        await receiver.wait_for_requests(2, path="/failing", timeout=30)
+        code = await asyncio.to_thread(owner.stop)
+        stopped_at = time.monotonic()
+        await receiver.wait_for_requests(4, path="/failing", timeout=60)
+        await outcomes.wait_until(
+            lambda values: outcome_id(tenant, order, 0) in ids_seen(values),
+            timeout=30,
+            what="the outcome",
+        )
+        mine = [v for v in outcomes.values if v.get("tenantId") == tenant]
+    requests = sorted(receiver.requests_for("/failing"), key=lambda r: r.received_at)
+    counts = [r.attempt for r in requests]
+    print(
+        f"\nmoved retry: attempts {counts} at "
+        + ", ".join(f"{r.received_at - requests[0].received_at:.1f} s" for r in requests)
+        + f"; first worker stopped {stopped_at - requests[0].received_at:.1f} s in (exit {code})"
+    )
+    assert code == 0
+    assert counts == [1, 2, 3, 4]
+    assert {r.header("X-Max-Delivery-Count") for r in requests} == {"4"}
+    assert requests[2].received_at > stopped_at - 1.0, "attempt 3 came from the first worker"
+    # Not before its due time: 4 s after attempt 2 (the receiver's clock; generous margin).
+    assert requests[2].received_at - requests[1].received_at > 3.5
+    assert len(mine) == 1 and mine[0]["attempts"] == 4 and mine[0]["actionStatus"] != "Success"
+    assert "the previous owner finished" in other.log_text()
