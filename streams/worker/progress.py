@@ -51,6 +51,9 @@ class ProgressBook:
         self._priors: dict[Any, PartitionProgress] = {}
         self._retries: dict[Any, dict[int, RetryState]] = {}
         self._written: dict[bytes, bytes] = {}
+        self._inputs: dict[Any, tuple[Any, ...]] = {}
+        """What each partition's last record was computed from: unchanged, nothing to do."""
+        self._versions: dict[Any, int] = {}
         self._lock = asyncio.Lock()
         self._urgent = asyncio.Event()
         self.records_written = 0
@@ -98,6 +101,7 @@ class ProgressBook:
         self._retries.setdefault(tp, {})[offset] = RetryState(
             step=step, attempts=attempts, due_ms=int(due_s * 1000)
         )
+        self._versions[tp] = self._versions.get(tp, 0) + 1
         self._urgent.set()
 
     # -- writing ------------------------------------------------------------------------------
@@ -111,8 +115,12 @@ class ProgressBook:
         sent = 0
         async with self._lock:
             for tp, (view, prior) in views().items():
+                committed = self._committed(tp)
+                inputs = (view, id(prior), self._versions.get(tp, 0), committed)
+                if self._inputs.get(tp) == inputs:
+                    continue
                 mine = self._retries.get(tp)
-                progress = merge(prior, view, mine, self._committed(tp))
+                progress = merge(prior, view, mine, committed)
                 if mine:
                     for offset in [o for o in mine if o not in progress.retries]:
                         del mine[offset]  # finished: nothing waits any more
@@ -121,6 +129,7 @@ class ProgressBook:
                     continue
                 await self._send(key, value)
                 self._written[key] = value
+                self._inputs[tp] = inputs
                 sent += 1
         self.records_written += sent
         return sent
@@ -130,12 +139,15 @@ class ProgressBook:
         self._priors.clear()
         self._retries.clear()
         self._written.clear()
+        self._inputs.clear()
 
-    async def run(self, interval_s: float, views: Views) -> None:
-        """Writes every ``interval_s`` and whenever a delivery starts waiting; until cancelled."""
+    async def run(self, interval_s: float, views: Views, coalesce_s: float = 0.25) -> None:
+        """Writes every ``interval_s`` and soon after a delivery starts waiting (retry waits
+        within ``coalesce_s`` share one round of writes); until cancelled."""
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._urgent.wait(), timeout=interval_s)
+                await asyncio.sleep(coalesce_s)
             self._urgent.clear()
             try:
                 await self.write(views)
