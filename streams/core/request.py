@@ -48,6 +48,8 @@ class WebhookRequest(BaseModel):
     delivery_id: str
     tenant_id: str = ""
     """For metric labels and logs only; never sent."""
+    step_index: int = 0
+    """The workflow step this request belongs to, for progress records; never sent."""
     signing_secrets: tuple[str, ...] = Field(default=(), repr=False)
 
     @cached_property
@@ -102,6 +104,7 @@ def build_request(
     user_agent: str = DEFAULT_USER_AGENT,
     tenant_id: str = "",
     trace: Mapping[str, str] | None = None,
+    step_index: int = 0,
 ) -> WebhookRequest:
     """``${NAME}`` references resolve in ``tenant_id``'s own secrets only (or shared ones).
     ``trace``: the input's W3C trace context; it wins over settings' headers of that name."""
@@ -117,6 +120,7 @@ def build_request(
             user_agent,
             tenant_id,
             trace or {},
+            step_index,
         )
     except SecretReferenceError as exc:
         raise InvalidRequest(str(exc)) from None
@@ -133,6 +137,7 @@ def _build(
     user_agent: str,
     tenant_id: str,
     trace: Mapping[str, str],
+    step_index: int,
 ) -> WebhookRequest:
     def resolve(text: str) -> str:
         return resolve_references(text, tenant_id, lookup)
@@ -188,5 +193,6 @@ def _build(
         max_attempts=max_attempts,
         delivery_id=delivery_id,
         tenant_id=tenant_id,
+        step_index=step_index,
         signing_secrets=secrets,
     )
