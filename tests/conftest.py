@@ -88,7 +88,13 @@ def create_topics(
         role: spec.model_copy(
             update={
                 "name": f"{spec.name}-{suffix}",
-                "partitions": settings_partitions if role == "settings" else partitions,
+                "partitions": (
+                    settings_partitions
+                    if role == "settings"
+                    else 1
+                    if role == "progress"
+                    else partitions
+                ),
                 "replication_factor": 1,
             }
         )

@@ -54,6 +54,8 @@ class WebhookRequest(BaseModel):
     delivery_id: str
     tenant_id: str = ""
     """For metric labels and logs only; never sent."""
+    step_index: int = 0
+    """The workflow step this request belongs to, for progress records; never sent."""
     signing_secrets: tuple[str, ...] = Field(default=(), repr=False)
 
     @cached_property
@@ -129,6 +131,7 @@ def build_request(
     user_agent: str = DEFAULT_USER_AGENT,
     tenant_id: str = "",
     trace: Mapping[str, str] | None = None,
+    step_index: int = 0,
 ) -> WebhookRequest:
     """``${NAME}`` references resolve in ``tenant_id``'s own secrets only (or shared ones).
     ``trace``: the input's W3C trace context; it wins over settings' headers of that name."""
@@ -144,6 +147,7 @@ def build_request(
             user_agent,
             tenant_id,
             trace or {},
+            step_index,
         )
     except SecretReferenceError as exc:
         raise InvalidRequest(str(exc)) from None
@@ -179,6 +183,7 @@ def _build(
     user_agent: str,
     tenant_id: str,
     trace: Mapping[str, str],
+    step_index: int,
 ) -> WebhookRequest:
     key = (id(step), id(endpoint.connector), endpoint.url, tenant_id, max_attempts, user_agent)
     static = _STATIC.get(key)
@@ -205,6 +210,7 @@ def _build(
         max_attempts=max_attempts,
         delivery_id=delivery_id,
         tenant_id=tenant_id,
+        step_index=step_index,
         signing_secrets=static.signing_secrets,
     )
 

@@ -24,12 +24,15 @@ from streams.core.decoder import Accepted
 from streams.core.identity import created_at, delivery_id, record_id, source_event_id
 from streams.core.outcome import StepOutcome, connector_not_found_reason, decide, unwritable
 from streams.core.patching import apply_patch
+from streams.core.progress import RetryState
 from streams.core.record_size import encode_record, output_key, record_size
 from streams.core.request import DEFAULT_USER_AGENT, InvalidRequest, WebhookRequest, build_request
 from streams.core.resolution import resolve_endpoint, step_in_scope
 from streams.core.trace_context import kafka_headers
 
-Deliver = Callable[[WebhookRequest], Awaitable[Delivery]]
+Deliver = Callable[..., Awaitable[Delivery]]
+"""``deliver(request)``; to continue a delivery another worker began, also
+``first_attempt=`` (the next attempt's number) and ``not_before=`` (epoch seconds)."""
 RUN_AFTER_SAVED_DELAY_S = 1.0
 
 
@@ -85,8 +88,12 @@ async def run_workflow(
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     clock: Callable[[], float] = time.time,
     on_future_timestamp: Callable[[], None] | None = None,
+    resume: RetryState | None = None,
 ) -> list[Output]:
-    """The step's outputs for one event; ``on_future_timestamp`` counts clamped timestamps."""
+    """The step's outputs for one event; ``on_future_timestamp`` counts clamped timestamps.
+
+    ``resume``: where a retry of this event stood when its partition moved (progress record);
+    that step's delivery continues at the next attempt and its due time."""
     event = accepted.event
     tenant = event.tenant_id
     source_id = source_event_id(event.event_id, source.topic, source.partition, source.offset)
@@ -130,11 +137,19 @@ async def run_workflow(
                     user_agent=options.user_agent,
                     tenant_id=tenant,
                     trace=accepted.trace,
+                    step_index=index,
                 )
             except InvalidRequest as exc:
                 delivery = Delivery(ok=False, attempts=0, reason=f"not sent: {exc}")
             else:
-                delivery = await deliver(request)
+                if resume is not None and resume.step == index:
+                    delivery = await deliver(
+                        request,
+                        first_attempt=resume.attempts + 1,
+                        not_before=resume.due_ms / 1000,
+                    )
+                else:
+                    delivery = await deliver(request)
         outcome = decide(
             step,
             delivery,

@@ -9,14 +9,12 @@ return events (``streams.demo.data``), reads what comes out on ``order-patches``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ from streams.demo.report import (
     print_patches,
     summary,
 )
+from streams.demo.stages import holding_output, quiet_kafka_clients, receiver_log_lines, say, stage
 from streams.kafka.embedded_broker import EmbeddedBroker, EmbeddedBrokerError
 from streams.kafka.settings_file import publish_settings
 from streams.kafka.topic_admin import apply_topics
@@ -50,8 +49,6 @@ EGRESS_ALLOW = "127.0.0.1/32"
 _WORKER_STOP_TIMEOUT = 15.0
 _INTERRUPTED_STOP_TIMEOUT = 3.0  # Ctrl-C also stopped the broker: the worker cannot commit
 _FETCH_MAX_WAIT_MS = 100  # the embedded broker holds every fetch for its full max wait
-
-_held_lines: list[str] | None = None
 
 
 class DemoFailed(Exception):
@@ -118,7 +115,7 @@ def run_demo(timeout: float = 90.0) -> int:
         f"{len(EXPECTED) + 1} order-status-changed events (gives up after {timeout:g} s)"
     )
     try:
-        with _quiet_kafka_clients():
+        with quiet_kafka_clients():
             code = asyncio.run(_run(demo))
     except KeyboardInterrupt:
         demo.keep_logs = True
@@ -178,7 +175,7 @@ async def _pipeline(demo: Demo) -> Outcomes:
     except TopicsFileError as exc:
         raise DemoFailed(str(exc)) from None
 
-    with _stage("starting embedded Kafka broker") as done:
+    with stage("starting embedded Kafka broker") as done:
         broker = EmbeddedBroker(log_path=demo.workdir / "broker.log")
         try:
             # From this (the main) thread: the broker then dies with us even if we are killed.
@@ -188,17 +185,17 @@ async def _pipeline(demo: Demo) -> Outcomes:
         done(f"{broker.bootstrap}, pid {broker.pid}")
     bootstrap = broker.bootstrap
 
-    with _stage(f"creating topics from {topics_path.name}") as done:
+    with stage(f"creating topics from {topics_path.name}") as done:
         reports = await _within(demo, apply_topics(bootstrap, catalog), "creating topics")
         done(", ".join(f"{r.name} ×{catalog.by_role()[r.role].partitions}" for r in reports))
 
-    with _stage("starting demo webhook receiver") as done:
+    with stage("starting demo webhook receiver") as done:
         demo.receiver = await _serve_receiver()
         url = _receiver_url(demo.receiver)
         done(f"{url}/returns/{{accept,enrich,reject,flaky,missing}}")
 
     settings = demo_data.tenant_settings(url)
-    with _stage(f"publishing settings of tenant {settings.tenant_id}") as done:
+    with stage(f"publishing settings of tenant {settings.tenant_id}") as done:
         publish = publish_settings(bootstrap, catalog.settings.name, [settings])
         await _within(demo, publish, "publishing settings")
         done(
@@ -208,7 +205,7 @@ async def _pipeline(demo: Demo) -> Outcomes:
         )
 
     app_id = f"returnhook-demo-{secrets.token_hex(4)}"
-    with _stage("starting worker") as done:
+    with stage("starting worker") as done:
         spawned = time.monotonic()
         demo.worker = _spawn_worker(demo, bootstrap, topics_path, app_id)
         await _wait_until_ready(demo)
@@ -221,9 +218,9 @@ async def _pipeline(demo: Demo) -> Outcomes:
     consumer = await _within(demo, _start_reader(bootstrap, catalog), "starting the reader")
     try:
         values = demo_data.events()
-        with _receiver_log_lines():
-            with _holding_output():
-                with _stage(f"producing {len(values)} events to {catalog.input.name}") as done:
+        with receiver_log_lines():
+            with holding_output():
+                with stage(f"producing {len(values)} events to {catalog.input.name}") as done:
                     produce = _produce(bootstrap, catalog.input.name, values)
                     await _within(demo, produce, "producing")
                     done(", ".join(f"{v['orderId']} {v['status']}" for v in values))
@@ -270,51 +267,6 @@ async def _within(demo: Demo, awaitable: Any, what: str) -> Any:
         raise
     except Exception as exc:
         raise DemoFailed(f"{what} failed: {exc}") from exc
-
-
-@contextlib.contextmanager
-def _stage(what: str) -> Iterator[Callable[[str], None]]:
-    """Prints ``what… ok (detail)``, or ``what… failed`` and re-raises.
-
-    Lines that other code prints meanwhile (the receiver's) wait until the stage's line is done.
-    """
-    with _holding_output():
-        console.print(f"{what}… ", end="")
-        details: list[str] = []
-        try:
-            yield details.append
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            console.print("[yellow]interrupted[/]")
-            raise
-        except BaseException:
-            console.print("[red]failed[/]")
-            raise
-        suffix = f" ({escape(details[-1])})" if details else ""
-        console.print(f"[green]ok[/]{suffix}")
-
-
-@contextlib.contextmanager
-def _holding_output() -> Iterator[None]:
-    """Lines given to ``_say`` meanwhile are printed when the outermost holder ends."""
-    global _held_lines
-    if _held_lines is not None:
-        yield
-        return
-    _held_lines = []
-    try:
-        yield
-    finally:
-        held, _held_lines = _held_lines, None
-        for line in held:
-            console.print(line)
-
-
-def _say(line: str) -> None:
-    """Prints a line now, or after the current stage's own line."""
-    if _held_lines is not None:
-        _held_lines.append(line)
-    else:
-        console.print(line)
 
 
 def _spawn_worker(demo: Demo, bootstrap: str, topics_path: Path, app_id: str) -> WorkerProcess:
@@ -450,7 +402,7 @@ async def _collect(demo: Demo, consumer: AIOKafkaConsumer, catalog: TopicCatalog
                 except orjson.JSONDecodeError:
                     value = {"undecodable": repr(record.value[:80])}
                 if role == "deadLetters":
-                    _say(
+                    say(
                         f"  [red]dead letter[/] {escape(str(value.get('key')))}: "
                         f"{escape(str(value.get('reason')))}: {escape(str(value.get('error')))}"
                     )
@@ -458,55 +410,20 @@ async def _collect(demo: Demo, consumer: AIOKafkaConsumer, catalog: TopicCatalog
     return outcomes
 
 
-@contextlib.contextmanager
-def _quiet_kafka_clients() -> Iterator[None]:
-    """aiokafka logs every reconnect attempt at ERROR; the demo reports failures itself."""
-    logger = logging.getLogger("aiokafka")
-    previous = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(previous)
-
-
-class _ConsoleHandler(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage().replace(" -> ", " → ")
-        _say(f"  [dim]webhook receiver:[/] {escape(message)}")
-
-
-@contextlib.contextmanager
-def _receiver_log_lines() -> Iterator[None]:
-    """Shows each request the demo receiver answers (it logs one safe line per request)."""
-    logger = logging.getLogger("streams.demo.receiver")
-    handler = _ConsoleHandler(logging.INFO)
-    previous = (logger.level, logger.propagate)
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous[0])
-        logger.propagate = previous[1]
-
-
 async def _shutdown(
     demo: Demo, *, quiet: bool = False, worker_timeout: float = _WORKER_STOP_TIMEOUT
 ) -> None:
     """Worker first (it commits through the broker), then the receiver, then the broker."""
-    say = (lambda _text: None) if quiet else console.print
+    tell = (lambda _text: None) if quiet else console.print
     if demo.worker is not None:
         pid = demo.worker.pid
         code = await asyncio.to_thread(demo.stop_worker, worker_timeout)
-        say(f"stopped worker (pid {pid}, exit code {code})")
+        tell(f"stopped worker (pid {pid}, exit code {code})")
     if demo.receiver is not None:
         runner, demo.receiver = demo.receiver, None
         await runner.cleanup()
-        say("stopped demo webhook receiver")
+        tell("stopped demo webhook receiver")
     if demo.broker is not None:
         pid = demo.broker.pid
         await asyncio.to_thread(demo.stop_broker)
-        say(f"stopped embedded broker (pid {pid})")
+        tell(f"stopped embedded broker (pid {pid})")

@@ -32,6 +32,8 @@ _SENSITIVE_HEADER = ("authorization", "key", "token", "secret", "cookie", "passw
 
 # (tenant, attempt number, HTTP status or None, error or None, seconds) after every attempt
 AttemptObserver = Callable[[str, int, int | None, str | None, float], None]
+# (attempts made, when the next one is due in epoch seconds) before every wait for a retry
+RetryObserver = Callable[[int, float], None]
 
 
 class ResponseTooLarge(Exception):
@@ -103,11 +105,20 @@ class WebhookClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def deliver(self, request: WebhookRequest) -> Delivery:
+    async def deliver(
+        self,
+        request: WebhookRequest,
+        *,
+        first_attempt: int = 1,
+        not_before: float | None = None,
+        on_wait: RetryObserver | None = None,
+    ) -> Delivery:
         """Posts until a final answer or the attempts run out; never raises for HTTP trouble.
 
-        Every attempt is described in ``Delivery.attempt_log`` (the attempts topic's source):
-        the client records, the worker produces, so the outputs of one event go out together.
+        ``first_attempt``/``not_before`` continue a delivery another worker began (its progress
+        record): the next attempt keeps its number (``X-Delivery-Count`` never goes back) and
+        its due time (epoch seconds). ``on_wait`` hears of every retry before its wait, so
+        the caller can record where the delivery stands.
         """
         if self._session is None:
             await self.start()
@@ -124,9 +135,19 @@ class WebhookClient:
                 duration_ms=_ms_since(started),
                 reason=f"not sent: the client cannot use the URL ({exc})",
             )
+        if first_attempt > attempts:
+            return Delivery(
+                ok=False,
+                attempts=first_attempt - 1,
+                reason=f"all {attempts} attempts were made before the partition moved; giving up",
+            )
+        if not_before is not None:
+            delay = not_before - self._clock()
+            if delay > 0:
+                await self._sleep(delay)
         log: list[AttemptResult] = []
         said: str | None = None
-        for attempt in range(1, attempts + 1):
+        for attempt in range(max(first_attempt, 1), attempts + 1):
             began, clock_began = time.monotonic(), self._clock()
             try:
                 status, body, error, error_class = await self._attempt(request, attempt)
@@ -188,6 +209,8 @@ class WebhookClient:
             if attempt < attempts:
                 delay = self.retry_delays[attempt - 1]
                 result.retry_at = self._clock() + delay
+                if on_wait is not None:
+                    on_wait(attempt, self._clock() + delay)
                 await self._sleep(delay)
         return Delivery(
             ok=False,

@@ -57,6 +57,11 @@ OPTIONAL_ROLES: dict[str, dict[str, Any]] = {
         "partitions": 1,
         "configs": {"cleanup.policy": "compact"},
     },
+    "progress": {
+        "name": "returnhook-progress",
+        "partitions": 1,
+        "configs": {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
+    },
 }
 
 
@@ -84,6 +89,8 @@ class TopicCatalog(BaseModel):
     """One record per HTTP attempt (the attempt log), keyed by order id."""
     redrives: TopicSpec = Field(default_factory=lambda: _optional_spec("redrives"))
     """Compacted: which dead letters `returnhook dead-letters redrive` has put back, and where."""
+    progress: TopicSpec = Field(default_factory=lambda: _optional_spec("progress"))
+    """Per input partition, what finished beyond the commit point (streams/core/progress.py)."""
 
     def all(self) -> list[TopicSpec]:
         """Every topic, in role order, for code that must treat them alike (creation, checks)."""
@@ -126,6 +133,7 @@ class _FileTopics(BaseModel):
     dead_letters: _FileTopic = Field(alias="deadLetters")
     attempts: _FileTopic | None = None
     redrives: _FileTopic | None = None
+    progress: _FileTopic | None = None
 
 
 class _TopicsFile(BaseModel):

@@ -164,3 +164,20 @@ class _ExecutorCollector(Collector):
             "Input events that arrived after later offsets of their partition (run out of order)",
             value=stats.get("late_events", 0),
         )
+        yield CounterMetricFamily(
+            "returnhook_input_events_skipped_finished",
+            "Input events the partition's previous owner had finished (progress record): "
+            "acknowledged, not run again",
+            value=stats.get("skipped_finished", 0),
+        )
+        yield CounterMetricFamily(
+            "returnhook_input_events_redone",
+            "Input events the partition's previous owner had taken but not recorded finished: "
+            "run again (some may have been done before)",
+            value=stats.get("rerun", 0),
+        )
+        yield CounterMetricFamily(
+            "returnhook_progress_records_written",
+            "Progress records written to the progress topic",
+            value=stats.get("progress_records_written", 0),
+        )

@@ -4,6 +4,7 @@ result): plain data the engine fills and the CLI prints.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -103,3 +104,19 @@ class ReplayResult:
 
 
 Progress = Callable[[ReplayStats], None]
+
+
+class ReplayError(Exception):
+    """A replay that cannot start or could not finish; the message is one line for the CLI."""
+
+
+_USERINFO = re.compile(r"(://)[^/\s@]+@")
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line for the CLI, without user:password@ of any URL in it."""
+    name = type(exc).__name__
+    text = _USERINFO.sub(r"\1***@", " ".join(str(exc).split()))
+    if not text:
+        return name
+    return text if text.startswith(name) else f"{name}: {text}"

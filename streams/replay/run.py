@@ -24,22 +24,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import re
-import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from models.delivery import Delivery
 from models.records import OrderEventRecord
-from models.secret_reference import SecretReferenceError, resolve_references
-from models.settings import TenantSettings, WorkflowStep
+from models.settings import TenantSettings
 from streams.core.dead_letters import dead_letter_record, encode_dead_letter
 from streams.core.decoder import Accepted, Ignored, Rejected, decode
 from streams.core.identity import source_event_id
@@ -50,15 +45,23 @@ from streams.core.record_size import (
     value_budget,
 )
 from streams.core.request import WebhookRequest
-from streams.core.resolution import resolve_endpoint, step_in_scope
 from streams.core.workflow import Output, OutputTooLarge, Source, WorkflowOptions, run_workflow
 from streams.http.egress import EgressPolicy
 from streams.http.webhook_client import WebhookClient
-from streams.ops.redaction import SECRETS, mask_url
+from streams.ops.redaction import SECRETS
 from streams.ops.secret_store import SecretStore
-from streams.replay.failed import FailedEvents
-from streams.replay.report import Progress, ReplayRequest, ReplayResult, ReplayStats, TenantPlan
-from streams.replay.window import format_time, to_ms
+from streams.replay.dry_run import DryRunPlanner
+from streams.replay.reading import WindowReader
+from streams.replay.report import (
+    Progress,
+    ReplayError,
+    ReplayRequest,
+    ReplayResult,
+    ReplayStats,
+    TenantPlan,
+    one_line,
+)
+from streams.replay.window import to_ms
 from streams.worker.lanes import Job, KeyedLanes
 from streams.worker.tenant_settings import SettingsCache
 
@@ -70,14 +73,10 @@ _MAX_RECORDS_PER_POLL = 500
 _MAX_REQUEST_BYTES = 6 * 1024 * 1024
 
 
-class ReplayError(Exception):
-    """A replay that cannot start or could not finish; the message is one line for the CLI."""
-
-
 # --- the engine ---------------------------------------------------------------------------------
 
 
-class Replay:
+class Replay(WindowReader, DryRunPlanner):
     """One replay run: ``await Replay(request, progress).run()``."""
 
     def __init__(
@@ -156,209 +155,6 @@ class Replay:
 
     # -- connecting and finding the window -----------------------------------------------------
 
-    async def _connect(self, consumer: AIOKafkaConsumer) -> dict[str, list[int]]:
-        """Lists the topics with their partitions, checks ours, starts the consumer; bounded."""
-        bootstrap, timeout = self.request.bootstrap, self.request.connect_timeout_s
-        admin = AIOKafkaAdminClient(
-            **self._connection.aiokafka_options(),
-            client_id=f"returnhook-{self.request.replay_id}",
-            request_timeout_ms=max(1000, int(timeout * 1000)),
-        )
-        try:
-            async with asyncio.timeout(timeout):
-                try:
-                    await admin.start()
-                    # All topics' metadata: naming a missing topic would create it on brokers
-                    # with auto-creation on (the embedded one always).
-                    described = await admin.describe_topics()
-                finally:
-                    await admin.close()
-                topics = {
-                    t["topic"]: sorted(p["partition"] for p in t["partitions"])
-                    for t in described
-                    if not t.get("error_code")
-                }
-                self._check_topics(topics)
-                await consumer.start()
-                # Lets the no-group coordinator's task begin: stopping a consumer before it ran
-                # makes aiokafka's stop() raise CancelledError.
-                await asyncio.sleep(0)
-        except TimeoutError:
-            raise ReplayError(
-                f"cannot reach Kafka at {bootstrap}: no answer within {timeout:g} s"
-            ) from None
-        except (KafkaError, OSError) as exc:
-            raise ReplayError(f"cannot reach Kafka at {bootstrap}: {_one_line(exc)}") from None
-        return topics
-
-    def _check_topics(self, existing: Mapping[str, list[int]]) -> None:
-        roles = {"input": self.catalog.input, "settings": self.catalog.settings}
-        if self.request.failed_only:
-            roles["events"] = self.catalog.events
-        if not self.request.dry_run:
-            roles |= {
-                "patches": self.catalog.patches,
-                "events": self.catalog.events,
-                "deadLetters": self.catalog.dead_letters,
-            }
-            if self.request.config.attempt_log:
-                roles["attempts"] = self.catalog.attempts
-        missing = [
-            f"{spec.name} ({role})" for role, spec in roles.items() if spec.name not in existing
-        ]
-        if missing:
-            raise ReplayError(
-                f"unknown topic{'s' if len(missing) > 1 else ''} on {self.request.bootstrap}: "
-                f"{', '.join(missing)}; check --topics-file or run `returnhook topics apply`"
-            )
-
-    def _partitions(self, topic: str) -> list[TopicPartition]:
-        return [TopicPartition(topic, p) for p in self._topics.get(topic, [])]
-
-    async def _start_offsets(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
-        tps = self._partitions(self.catalog.input.name)
-        # ListOffsets only for assigned partitions: the client keeps metadata of those alone.
-        consumer.assign(tps)
-        found = await self._bounded(
-            consumer.offsets_for_times(dict.fromkeys(tps, self._start_ms)), "offsets by time"
-        )
-        starts: dict[TopicPartition, int] = {}
-        for tp in tps:
-            hit = found.get(tp)
-            # Kafka: None past the end. The embedded broker: offset 0 with timestamp -1.
-            if hit is not None and hit.timestamp is not None and hit.timestamp >= 0:
-                starts[tp] = hit.offset
-        if not starts:
-            raise ReplayError(f"no records on {self.catalog.input.name} {self._window_text()}")
-        for tp, offset in starts.items():
-            self.stats.ranges[tp.partition] = (offset, None)
-        return starts
-
-    async def _read_failed(self, consumer: AIOKafkaConsumer) -> frozenset[tuple[str, str]]:
-        """``--failed``: the order-events from ``--from`` to where the topic ends now.
-
-        Not cut at ``--to``: an event's outcome is written after the event (retries take
-        time), and a later replay's outcome must count as the latest.
-        """
-        tps = self._partitions(self.catalog.events.name)
-        consumer.assign(tps)
-        found = await self._bounded(
-            consumer.offsets_for_times(dict.fromkeys(tps, self._start_ms)), "offsets by time"
-        )
-        starts = {
-            tp: hit.offset
-            for tp, hit in found.items()
-            if hit is not None and hit.timestamp is not None and hit.timestamp >= 0
-        }
-        failed = FailedEvents()
-
-        async def keep(record: ConsumerRecord) -> None:
-            failed.add(record.value)
-
-        await self._read_ranges(consumer, starts, keep)
-        return failed.sources()
-
-    async def _bounded(self, call: Awaitable[T], what: str) -> T:
-        """A ListOffsets call that cannot hang (aiokafka retries a missing leader forever)."""
-        timeout = self.request.connect_timeout_s + 10
-        try:
-            async with asyncio.timeout(timeout):
-                return await call
-        except TimeoutError:
-            raise ReplayError(
-                f"no answer for {what} from {self.request.bootstrap} within {timeout:g} s"
-            ) from None
-        except KafkaError as exc:
-            raise ReplayError(
-                f"asking {self.request.bootstrap} for {what}: {_one_line(exc)}"
-            ) from None
-
-    def _window_text(self) -> str:
-        since = f"since {format_time(self.request.start)}"
-        if self.request.end is None:
-            return since
-        return f"between {format_time(self.request.start)} and {format_time(self.request.end)}"
-
-    # -- reading ------------------------------------------------------------------------------
-
-    async def _read_ranges(
-        self,
-        consumer: AIOKafkaConsumer,
-        starts: Mapping[TopicPartition, int],
-        handle: Callable[[ConsumerRecord], Awaitable[None]],
-        on_stop: Callable[[TopicPartition, int, int], None] | None = None,
-    ) -> None:
-        """Hands every record from ``starts`` up to each partition's stop to ``handle``.
-
-        The stop is where the partition ended when reading began: the larger of what ListOffsets
-        says and the highwater of the first fetch (see the module docstring).
-        """
-        if not starts:
-            return
-        tps = list(starts)
-        consumer.assign(tps)
-        ends = await self._bounded(consumer.end_offsets(tps), "end offsets")
-        for tp, offset in starts.items():
-            consumer.seek(tp, offset)
-        stops: dict[TopicPartition, int] = {}
-        reading = set(tps)
-        last_progress = time.monotonic()
-        while reading:
-            if self._failure is not None:
-                return
-            batches = await consumer.getmany(
-                *reading, timeout_ms=_POLL_MS, max_records=_MAX_RECORDS_PER_POLL
-            )
-            for tp in sorted(reading - stops.keys()):
-                highwater = consumer.highwater(tp)
-                if highwater is not None:
-                    stops[tp] = max(ends.get(tp) or 0, highwater)
-                    if on_stop is not None:
-                        on_stop(tp, starts[tp], stops[tp])
-            for tp, records in batches.items():
-                stop = stops.get(tp, ends.get(tp) or 0)
-                for record in records:
-                    if record.offset >= stop:
-                        break
-                    await handle(record)
-                    if self._failure is not None:
-                        return
-            finished = set()
-            for tp in reading:
-                if tp in stops and await consumer.position(tp) >= stops[tp]:
-                    finished.add(tp)
-            if batches or finished:
-                last_progress = time.monotonic()
-            elif time.monotonic() - last_progress > self.request.stall_timeout_s:
-                names = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(reading))
-                raise ReplayError(
-                    f"no progress reading {names} for {self.request.stall_timeout_s:g} s; "
-                    "is the broker still up?"
-                )
-            if finished:
-                consumer.pause(*finished)
-                reading -= finished
-
-    async def _read_settings(self, consumer: AIOKafkaConsumer) -> dict[str, bytes]:
-        """The compacted settings topic as a dict: the last record per tenant wins."""
-        tps = self._partitions(self.catalog.settings.name)
-        latest: dict[str, bytes] = {}
-
-        async def keep(record: ConsumerRecord) -> None:
-            if record.key is None:
-                return
-            tenant = record.key.decode("utf-8", "replace")
-            if record.value is None:
-                latest.pop(tenant, None)  # a tombstone: the tenant's settings were deleted
-            else:
-                latest[tenant] = record.value
-
-        if tps:
-            consumer.assign(tps)
-            starts = await self._bounded(consumer.beginning_offsets(tps), "beginning offsets")
-            await self._read_ranges(consumer, starts, keep)
-        return latest
-
     def _settings_for(self, tenant: str) -> TenantSettings | Rejected:
         """As the worker's, from the records read at the start."""
         raw = self._settings.get(tenant)
@@ -413,53 +209,6 @@ class Replay:
 
     # -- dry run ------------------------------------------------------------------------------
 
-    async def _plan_record(self, record: ConsumerRecord) -> None:
-        decoded = self._classify(record)
-        if isinstance(decoded, Rejected):
-            self.stats.dead_letters += 1
-            self.stats.dead_letters_by_tenant["(unreadable)"] += 1
-        elif isinstance(decoded, Accepted):
-            self._plan_event(decoded)
-        self._skip()
-
-    def _plan_event(self, accepted: Accepted) -> None:
-        tenant = accepted.event.tenant_id
-        plan = self.plan.get(tenant)
-        if plan is None:
-            plan = self.plan[tenant] = TenantPlan(tenant)
-        plan.events += 1
-        plan.orders[accepted.order_id] += 1
-        self.stats.replayed += 1
-        settings = self._settings_for(tenant)
-        if isinstance(settings, Rejected):
-            plan.problem = f"{settings.error}: its events would be dead-lettered"
-            self.stats.reasons[(tenant, settings.error)] += 1
-            self.stats.dead_letters += 1
-            self.stats.dead_letters_by_tenant[tenant] += 1
-            return
-        for index, step in enumerate(settings.return_workflow):
-            if not step.is_webhook_return_step or not step.active:
-                continue
-            if not step_in_scope(step, accepted.order_view):
-                continue
-            target = self._target(step, settings, accepted)
-            plan.targets[(index, step.name, target)] += 1
-
-    def _target(self, step: WorkflowStep, settings: TenantSettings, accepted: Accepted) -> str:
-        endpoint = resolve_endpoint(step, settings.connectors, accepted.order_view)
-        if endpoint is None:
-            return "no endpoint: connector not found (outcome Error, no call)"
-        try:
-            url = resolve_references(endpoint.url, settings.tenant_id, self._secrets)
-        except SecretReferenceError as exc:
-            return f"{mask_url(endpoint.url)} (would not be sent: {exc})"
-        refused = egress_refusal(EgressPolicy(self.request.config.egress_allow), url)
-        if refused:
-            return f"{mask_url(url)} (would not be sent: {refused})"
-        return mask_url(url)
-
-    # -- the real thing -------------------------------------------------------------------------
-
     async def _replay(
         self, consumer: AIOKafkaConsumer, starts: Mapping[TopicPartition, int]
     ) -> None:
@@ -499,7 +248,7 @@ class Replay:
                     await producer.start()
             except (TimeoutError, KafkaError, OSError) as exc:
                 raise ReplayError(
-                    f"cannot start a producer on {self.request.bootstrap}: {_one_line(exc)}"
+                    f"cannot start a producer on {self.request.bootstrap}: {one_line(exc)}"
                 ) from None
             await client.start()
             await self._run_lanes(consumer, starts, lanes)
@@ -537,7 +286,7 @@ class Replay:
         if self._failure is not None:
             raise ReplayError(
                 f"replay {self.request.replay_id} stopped after {self.stats.done} of "
-                f"{self.stats.total} records: {_one_line(self._failure)}"
+                f"{self.stats.total} records: {one_line(self._failure)}"
             )
         if not reader.cancelled():
             reader.result()  # the reader's own error (a stall), if any
@@ -659,36 +408,6 @@ class Replay:
         self.stats.dead_letters += 1
         self.stats.dead_letters_by_tenant[tenant] += 1
         self.stats.reasons[(tenant, f"dead letter {rejected.reason}: {rejected.error}")] += 1
-
-
-_USERINFO = re.compile(r"(://)[^/\s@]+@")
-
-
-def egress_refusal(policy: EgressPolicy, url: str) -> str | None:
-    """Why the worker's egress policy would refuse ``url`` (the dry run resolves the name once)."""
-    host = urlsplit(url).hostname
-    if not host:
-        return None
-    if policy.host_allowed(host):
-        return None
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except OSError:
-        return None  # unresolvable now: the call would fail with its own reason
-    for address in sorted(addresses):
-        reason = policy.refusal(host, str(address))
-        if reason:
-            return reason
-    return None
-
-
-def _one_line(exc: BaseException) -> str:
-    """An exception as one line for the CLI, without user:password@ of any URL in it."""
-    name = type(exc).__name__
-    text = _USERINFO.sub(r"\1***@", " ".join(str(exc).split()))
-    if not text:
-        return name
-    return text if text.startswith(name) else f"{name}: {text}"
 
 
 async def run_replay(

@@ -24,14 +24,17 @@ from faust.tables.globaltable import GlobalTable
 from faust.types import StreamT
 from prometheus_client import CollectorRegistry
 
+from models.delivery import Delivery
 from models.records import OrderEventRecord
 from models.settings import TenantSettings
 from streams.core.dead_letters import dead_letter_record, encode_dead_letter
 from streams.core.decoder import Accepted, Ignored, Rejected, decode
 from streams.core.record_size import output_key, record_limit, value_budget
+from streams.core.request import WebhookRequest
 from streams.core.workflow import Output, OutputTooLarge, Source, WorkflowOptions, run_workflow
 from streams.http.egress import EgressPolicy
 from streams.http.webhook_client import WebhookClient
+from streams.kafka.progress_reader import ProgressReader
 from streams.kafka.topics import TopicCatalog, load_topics
 from streams.ops.config import WorkerConfig
 from streams.ops.metrics import Metrics
@@ -41,6 +44,7 @@ from streams.worker.batch_intake import BatchHandler, BatchIntakeConsumer
 from streams.worker.input_record import InputRecord
 from streams.worker.key_partitioner import KeyPartitioner
 from streams.worker.lanes import Job, KeyedLanes
+from streams.worker.progress import ProgressBook
 from streams.worker.seek_first_recovery import SeekFirstTableManager
 from streams.worker.tenant_settings import SettingsCache, await_settings
 
@@ -69,6 +73,8 @@ class _FaustApp(faust.App):
     before_stop: Callable[[], Awaitable[None]] | None = None
     on_input_sought: Callable[[Mapping[Any, int | None]], None] | None = None
     """Called by SeekFirstRecovery with each input partition's starting offset."""
+    before_input: Callable[[], Awaitable[None]] | None = None
+    """Awaited by SeekFirstRecovery after the seek, before the input partitions are fetched."""
 
     input_topic_name: str | None = None
     on_input_batch: BatchHandler | None = None
@@ -123,6 +129,29 @@ class _ClientService(mode.Service):
 
     async def on_stop(self) -> None:
         await self.client.close()
+
+
+class _ProgressService(mode.Service):
+    """Tails the progress topic, and writes progress records every commit interval (and when
+    a delivery starts waiting)."""
+
+    def __init__(self, returnhook: Returnhook) -> None:
+        super().__init__()
+        self.returnhook = returnhook
+        self._task: asyncio.Task[None] | None = None
+
+    async def on_start(self) -> None:
+        rh = self.returnhook
+        await rh.progress_reader.start()
+        self._task = asyncio.create_task(
+            rh.progress.run(rh.config.commit_interval_s, rh.lanes.views)
+        )
+
+    async def on_stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.returnhook.progress_reader.stop()
 
 
 def broker_urls(broker: str) -> list[str]:
@@ -204,6 +233,18 @@ class Returnhook:
         # Tenants' ${NAME} references reach only their own namespace of these, never self.env.
         self.secrets = SecretStore(self.env, config.secrets_dir, on_read=SECRETS.add)
         self.settings_cache = SettingsCache(self.secrets)
+        self.progress_reader = ProgressReader(
+            config.connection_only(),
+            catalog.progress.name,
+            catalog.progress.partitions,
+            key_prefix=f"{config.app_id}|".encode(),
+        )
+        self.progress = ProgressBook(
+            group=config.app_id,
+            lookup=self.progress_reader.get,
+            send=self._send_progress,
+            committed=self._committed_offset,
+        )
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry, self.stats)
         self.client = WebhookClient(
@@ -233,6 +274,7 @@ class Returnhook:
             max_unfinished=UNFINISHED_PER_CALL_SLOT * config.max_in_flight,
             ack=self._ack,
             on_error=self._crash,
+            prior=self.progress.prior,
         )
         self._drain_task: asyncio.Future[None] | None = None
         self._commit_task: asyncio.Future[None] | None = None
@@ -249,11 +291,13 @@ class Returnhook:
         self.app.before_revoke = self._on_rebalance_start
         self.app.before_stop = self._before_stop
         self.app.on_input_sought = self._on_input_sought
+        self.app.before_input = self._before_input
         self.app.on_partitions_assigned.connect(self._on_partitions_assigned)
         self._assigned = False
         if config.web_enabled:
             self._add_web_views()
         self.app.add_dependency(_ClientService(self.client))
+        self.app.add_dependency(_ProgressService(self))
 
     def _add_web_views(self) -> None:
         setup_prometheus_sensors(self.app, registry=self.registry, name_prefix="faust")
@@ -419,7 +463,10 @@ class Returnhook:
     async def _drain(self, why: str) -> None:
         """Bounded: faust waits for un-acked events with no limit, the group does not."""
         timeout = self.config.drain_timeout_s
-        dropped = await self.lanes.drain(timeout)
+        # The progress records are written once nothing runs any more and before the jobs are
+        # forgotten: faust's revoke waits for that, so the group's next owners read them.
+        dropped = await self.lanes.drain(timeout, before_clear=self._write_progress)
+        self.progress.forget()
         for job in dropped:
             self._forget(job.token)
         if dropped:
@@ -433,6 +480,37 @@ class Returnhook:
 
     async def _before_stop(self) -> None:
         await self._drain("shutdown")
+
+    # -- progress beyond the commit point ----------------------------------------------------
+
+    async def _before_input(self) -> None:
+        """The previous owners' last progress records must be read before any input record."""
+        timeout = self.config.rebalance_timeout_s
+        if not await self.progress_reader.caught_up(timeout):
+            log.warning(
+                "the progress topic %s was not read to its end within %.1f s; finished events "
+                "of newly assigned partitions may run again",
+                self.catalog.progress.name,
+                timeout,
+            )
+
+    async def _write_progress(self) -> None:
+        written = await self.progress.write(self.lanes.views)
+        log.info("progress: %d record(s) written before the partitions are released", written)
+
+    async def _send_progress(self, key: bytes, value: bytes) -> None:
+        """Its own awaited send: see streams/worker/progress.py on batches and end offsets."""
+        name = self.catalog.progress.name
+        await (await self.app.producer.send(name, key, value, None, None, None))
+
+    def _committed_offset(self, tp: Any) -> int | None:
+        committed = getattr(self.app.consumer, "_committed_offset", None)
+        return committed.get(tp) if committed is not None else None
+
+    async def _deliver(self, tp: Any, offset: int, request: WebhookRequest, **kw: Any) -> Delivery:
+        """The client's deliver, telling the progress book when a retry starts waiting."""
+        on_wait = functools.partial(self.progress.waiting, tp, offset, request.step_index)
+        return await self.client.deliver(request, on_wait=on_wait, **kw)
 
     # -- the work of one event ---------------------------------------------------------------
 
@@ -455,9 +533,10 @@ class Returnhook:
                 accepted,
                 settings,
                 source,
-                self.client.deliver,
+                functools.partial(self._deliver, record.tp, record.offset),
                 self.options,
                 on_future_timestamp=self.metrics.future_timestamps.inc,
+                resume=self.progress.retry_for(record.tp, record.offset),
             )
         except OutputTooLarge as exc:
             await self.dead_letter(record, Rejected(reason="output_too_large", error=str(exc)))
@@ -469,6 +548,7 @@ class Returnhook:
         """For metrics and the debug view."""
         return {
             **self.lanes.stats(),
+            "progress_records_written": self.progress.records_written,
             "calls_running": self.client.calls_running,
             "calls_running_by_host": dict(self.client.running),
         }

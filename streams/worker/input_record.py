@@ -15,6 +15,8 @@ from streams.core.record_size import record_size
 
 @dataclass(frozen=True, slots=True)
 class InputRecord:
+    tp: Any
+    """faust's TopicPartition of the record (the ledger's and the progress book's key)."""
     topic: str
     partition: int
     offset: int
@@ -31,6 +33,7 @@ class InputRecord:
         headers = message.headers or []
         pairs = list(headers.items()) if isinstance(headers, dict) else list(headers)
         return cls(
+            tp=message.tp,
             topic=message.topic,
             partition=message.partition,
             offset=message.offset,

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.core.progress import LedgerView, PartitionProgress
 from streams.worker.offset_ledger import Admission, OffsetLedger
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,12 @@ class KeyedLanes:
         on_error: Callable[[Job, BaseException], Awaitable[None]],
         max_bytes: int | None = None,
         max_unfinished: int | None = None,
+        prior: Callable[[Hashable], PartitionProgress | None] | None = None,
     ) -> None:
         """``max_unfinished``: jobs accepted whose work has not finished yet (decoded events
         waiting for their turn or a call slot hold far more memory than finished ones waiting
-        for their acknowledgement); None: only the window bounds them."""
+        for their acknowledgement); None: only the window bounds them.
+        ``prior(partition)``: the previous owner's progress record (see OffsetLedger)."""
         if window < 1:
             raise ValueError("the window must hold at least one event")
         if max_bytes is not None and max_bytes < 1:
@@ -64,7 +67,7 @@ class KeyedLanes:
         """How often intake paused on a full window (events or bytes)."""
         self._ack = ack
         self._on_error = on_error
-        self._ledger: OffsetLedger[Hashable, Job] = OffsetLedger()
+        self._ledger: OffsetLedger[Hashable, Job] = OffsetLedger(prior)
         self._lanes: dict[Hashable, deque[Job]] = {}
         self._tasks: dict[Hashable, asyncio.Task[None]] = {}
         self._ack_lock = asyncio.Lock()
@@ -75,6 +78,10 @@ class KeyedLanes:
         self._running.set()
         self.failed: BaseException | None = None
         self.late_events = 0
+        self.skipped_finished = 0
+        """Events the previous owner had finished: acknowledged, not run again."""
+        self.rerun = 0
+        """Events the previous owner had taken but not recorded finished: run again."""
 
     # -- intake ---------------------------------------------------------------------------------
 
@@ -103,6 +110,16 @@ class KeyedLanes:
                 job.offset,
             )
         self._bytes += job.size
+        if admission is Admission.FINISHED:
+            self.skipped_finished += 1
+            job.work = None
+            try:
+                await self._finish(job)
+            except Exception as exc:
+                await self._fail(job, exc)
+            return True
+        if admission is Admission.RERUN:
+            self.rerun += 1
         if job.key is None or job.work is None:
             try:
                 await self._finish(job)
@@ -197,12 +214,15 @@ class KeyedLanes:
 
     # -- rebalance / shutdown -------------------------------------------------------------------
 
-    async def drain(self, timeout: float) -> list[Job]:
+    async def drain(
+        self, timeout: float, before_clear: Callable[[], Awaitable[None]] | None = None
+    ) -> list[Job]:
         """Lets running lanes finish for up to ``timeout`` s, then cancels the rest.
 
         Returns the jobs that were accepted but never acknowledged; the caller must make sure
         they are not acknowledged later (the partition's next owner redoes them). Intake stays
-        paused until ``resume()``.
+        paused until ``resume()``. ``before_clear`` runs once nothing runs any more, while the
+        ledger still knows what finished (to write the progress records).
         """
         self.pause()
         tasks = list(self._tasks.values())
@@ -213,12 +233,21 @@ class KeyedLanes:
             for task in pending:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+        if before_clear is not None:
+            try:
+                await before_clear()
+            except Exception:  # the rebalance goes on: the next owner redoes more, that is all
+                log.exception("writing progress before the drain ends failed")
         dropped = self._ledger.clear()
         self._bytes = 0
         self._unfinished = 0
         self._lanes.clear()
         self._tasks.clear()
         return dropped
+
+    def views(self) -> dict[Hashable, tuple[LedgerView, PartitionProgress | None]]:
+        """Per partition taken since the assignment: what finished, and the inherited record."""
+        return self._ledger.views()
 
     # -- statistics -----------------------------------------------------------------------------
 
@@ -236,4 +265,6 @@ class KeyedLanes:
             "window": self.window,
             "paused": float(self._paused),
             "late_events": self.late_events,
+            "skipped_finished": self.skipped_finished,
+            "rerun": self.rerun,
         }

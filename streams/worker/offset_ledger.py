@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import enum
 from collections import OrderedDict, deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
+
+from streams.core.progress import LedgerView, PartitionProgress
 
 T = TypeVar("T")
 
@@ -25,6 +27,11 @@ class Admission(enum.Enum):
     """An offset skipped earlier that arrives after later ones: new work, out of order."""
     DUPLICATE = "duplicate"
     """An offset already taken (running, finished, or acknowledged): not work again."""
+    FINISHED = "finished"
+    """Finished by the partition's previous owner (its progress record says so): acknowledge it
+    in its turn, do not run it again."""
+    RERUN = "rerun"
+    """Accepted by the previous owner, not recorded finished: new work, possibly done before."""
 
     @property
     def taken(self) -> bool:
@@ -32,14 +39,23 @@ class Admission(enum.Enum):
 
 
 class PartitionLedger(Generic[T]):
-    """The accepted, not yet acknowledged events of one partition, in offset order."""
+    """The accepted, not yet acknowledged events of one partition, in offset order.
 
-    def __init__(self, committed: int | None = None) -> None:
+    ``prior`` is the previous owner's progress record: the offsets it finished are admitted as
+    FINISHED (acknowledged in turn, never run again).
+    """
+
+    def __init__(
+        self, committed: int | None = None, prior: PartitionProgress | None = None
+    ) -> None:
         """``committed``: the partition's committed offset, where consumption starts.
 
         Without it the first offset seen is the baseline, and offsets from the committed one up
         to it, should the consumer deliver them late, would be taken for redeliveries.
         """
+        self.prior = prior
+        self.prior_known = prior is not None
+        """Whether the previous owner's record was looked up (at the first offset taken)."""
         self._pending: OrderedDict[int, T] = OrderedDict()
         self._finished: set[int] = set()
         self._last: int | None = committed - 1 if committed is not None else None
@@ -63,12 +79,22 @@ class PartitionLedger(Generic[T]):
                 self._holes.append((last + 1, offset))
             self._pending[offset] = item
             self._last = offset
-            return Admission.NEW
+            return self._inherited(offset, Admission.NEW)
         if offset in self._pending or not self._fill_hole(offset):
             return Admission.DUPLICATE
         self._pending[offset] = item
         self._pending = OrderedDict(sorted(self._pending.items()))
-        return Admission.LATE
+        return self._inherited(offset, Admission.LATE)
+
+    def _inherited(self, offset: int, admission: Admission) -> Admission:
+        prior = self.prior
+        if prior is None:
+            return admission
+        if prior.is_finished(offset):
+            return Admission.FINISHED
+        if prior.was_seen(offset) and prior.retry_for(offset) is None:
+            return Admission.RERUN
+        return admission
 
     def _fill_hole(self, offset: int) -> bool:
         for index, (start, end) in enumerate(self._holes):
@@ -103,6 +129,16 @@ class PartitionLedger(Generic[T]):
     def head_item(self) -> T:
         return next(iter(self._pending.values()))
 
+    def view(self) -> LedgerView:
+        """What a progress record needs: the acknowledged prefix and what finished beyond it."""
+        last = self._last if self._last is not None else -1
+        head = self.head
+        return LedgerView(
+            acked=head if head is not None else last + 1,
+            finished=tuple(sorted(self._finished)),
+            seen=last + 1,
+        )
+
     def clear(self) -> list[T]:
         """Forgets everything (partition revoked); returns what was never acknowledged."""
         items = list(self._pending.values())
@@ -116,11 +152,16 @@ K = TypeVar("K", bound=Hashable)
 
 
 class OffsetLedger(Generic[K, T]):
-    """A PartitionLedger per partition."""
+    """A PartitionLedger per partition.
 
-    def __init__(self) -> None:
+    ``prior(partition)`` is asked once per partition and assignment, when its first offset
+    arrives, for the previous owner's progress record (None: none).
+    """
+
+    def __init__(self, prior: Callable[[K], PartitionProgress | None] | None = None) -> None:
         self._partitions: dict[K, PartitionLedger[T]] = {}
         self._count = 0  # kept, not summed: len() runs on every submit and finish
+        self._prior = prior
 
     def __len__(self) -> int:
         return self._count
@@ -136,7 +177,18 @@ class OffsetLedger(Generic[K, T]):
         self._partitions[partition] = PartitionLedger(committed)
 
     def add(self, partition: K, offset: int, item: T) -> Admission:
-        admission = self._partitions.setdefault(partition, PartitionLedger()).add(offset, item)
+        ledger = self._partitions.get(partition)
+        if ledger is None:
+            ledger = self._partitions[partition] = PartitionLedger()
+        if not ledger.prior_known:
+            # Asked at the first offset, not at start(): the progress topic has been read to
+            # its end by then (the recovery waits for it before the input flows).
+            ledger.prior_known = True
+            prior = self._prior(partition) if self._prior is not None else None
+            if prior is not None and not prior.applies_from(offset):
+                prior = None  # the group's offsets were reset below it: run everything again
+            ledger.prior = prior
+        admission = ledger.add(offset, item)
         self._count += int(admission.taken)
         return admission
 
@@ -147,6 +199,10 @@ class OffsetLedger(Generic[K, T]):
 
     def heads(self) -> dict[K, int]:
         return {k: p.head for k, p in self._partitions.items() if p.head is not None}
+
+    def views(self) -> dict[K, tuple[LedgerView, PartitionProgress | None]]:
+        """Per partition taken since the assignment: its view and the record it started from."""
+        return {k: (p.view(), p.prior) for k, p in self._partitions.items()}
 
     def head_items(self) -> list[T]:
         """The oldest unacknowledged item of each partition."""

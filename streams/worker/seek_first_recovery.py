@@ -73,6 +73,11 @@ class SeekFirstRecovery(Recovery):
                 hook({tp: read.get(tp) for tp in assignment if not self._is_changelog_tp(tp)})
         else:
             self.log.info("Resuming streams with empty assignment")
+        before_input = getattr(app, "before_input", None)
+        if before_input is not None:
+            await before_input()
+            if app.consumer_generation_id != generation_id:
+                return False
         self.completed.set()
         if not app.flow_control.is_active():
             # resume() empties every channel queue. Recovery has normally resumed the flow

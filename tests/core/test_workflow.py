@@ -856,3 +856,20 @@ async def test_no_attempt_records_when_nothing_was_sent() -> None:
     deliver, calls = _script()
     outputs = await _run(_accepted(), _settings(_step(0, host=None)), deliver)  # no connector
     assert calls == [] and [o.role for o in outputs] == ["patches", "events"]  # error entry
+
+
+async def test_a_moved_retry_continues_in_its_own_step_only() -> None:
+    """The progress record says step 1 had made 2 attempts: step 1 continues at attempt 3 and
+    its due time; step 0 is called as usual (its outcome was not yet produced)."""
+    from streams.core.progress import RetryState
+
+    calls: list[tuple[int, dict[str, Any]]] = []
+
+    async def deliver(request: WebhookRequest, **kw: Any) -> Delivery:
+        calls.append((request.step_index, kw))
+        return _ok()
+
+    resume = RetryState(step=1, attempts=2, due_ms=1_700_000_004_500)
+    outputs = await _run(_accepted(), _settings(_step(0), _step(1)), deliver, resume=resume)
+    assert calls == [(0, {}), (1, {"first_attempt": 3, "not_before": 1_700_000_004.5})]
+    assert len(_events(outputs)) == 2

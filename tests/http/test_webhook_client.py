@@ -255,3 +255,60 @@ async def test_a_failed_answers_text_is_in_the_reason(receiver: RecordingReceive
     assert len(down.reason) < 300
     assert echo.reason is not None and "t0ps3cret" not in echo.reason
     assert echo.reason.endswith(": token *** is not valid")
+
+
+async def test_a_moved_delivery_continues_at_its_next_attempt_and_due_time(
+    receiver: RecordingReceiver,
+) -> None:
+    """X-Delivery-Count never goes back and the promise of 4 attempts holds across owners."""
+    waits: list[float] = []
+    noted: list[tuple[int, float]] = []
+
+    async def record_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    receiver.route("/down", Reply(status=503))
+    async with WebhookClient(sleep=record_sleep, clock=lambda: 1_000.0) as client:
+        delivery = await client.deliver(
+            request(receiver.url("/down")),
+            first_attempt=3,
+            not_before=1_004.5,
+            on_wait=lambda made, due: noted.append((made, due)),
+        )
+    assert [r.attempt for r in receiver.requests_for("/down")] == [3, 4]
+    assert waits == [4.5, 15.0]  # until the due time, then the schedule's last delay
+    assert noted == [(3, 1_015.0)]
+    assert delivery.attempts == 4 and not delivery.ok
+    assert "attempt 4 of 4" in (delivery.reason or "")
+
+
+async def test_a_due_time_in_the_past_does_not_wait(receiver: RecordingReceiver) -> None:
+    async def no_sleep(seconds: float) -> None:
+        raise AssertionError(f"slept {seconds}")
+
+    receiver.route("/ok", Reply(status=200))
+    async with WebhookClient(sleep=no_sleep, clock=lambda: 1_000.0) as client:
+        delivery = await client.deliver(
+            request(receiver.url("/ok")), first_attempt=2, not_before=990.0
+        )
+    assert delivery.ok and delivery.attempts == 2
+    assert [r.attempt for r in receiver.requests_for("/ok")] == [2]
+
+
+async def test_no_attempt_is_made_beyond_the_promise(receiver: RecordingReceiver) -> None:
+    receiver.route("/down", Reply(status=503))
+    async with fast_client() as client:
+        delivery = await client.deliver(request(receiver.url("/down")), first_attempt=5)
+    assert receiver.requests_for("/down") == []
+    assert not delivery.ok and delivery.attempts == 4
+    assert "before the partition moved" in (delivery.reason or "")
+
+
+async def test_every_retry_is_announced_before_its_wait(receiver: RecordingReceiver) -> None:
+    noted: list[int] = []
+    receiver.route("/down", Reply(status=503))
+    async with fast_client() as client:
+        await client.deliver(
+            request(receiver.url("/down")), on_wait=lambda made, due: noted.append(made)
+        )
+    assert noted == [1, 2, 3]  # none after the last attempt: nothing is waiting then

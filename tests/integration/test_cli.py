@@ -233,7 +233,7 @@ async def test_topics_apply_creates_then_is_idempotent(broker: str, tmp_path: Pa
     assert first.returncode == 0, first
     rows = table_rows(first.stdout)
     assert set(rows) == set(catalog.by_role()), first.stdout
-    assert {"input", "settings", "attempts", "redrives"} <= set(rows)
+    assert {"input", "settings", "attempts", "redrives", "progress"} <= set(rows)
     for role, spec in catalog.by_role().items():
         _, name, action, detail = rows[role]
         assert name == spec.name  # in full, not cut short

@@ -139,6 +139,7 @@ async def test_apply_topics_creates_then_reports_exists(make_topics: MakeTopics)
         ("deadLetters", "created"),
         ("attempts", "created"),
         ("redrives", "created"),
+        ("progress", "created"),
     ]
     assert first[0].name == fresh.input.name and "2 partitions" in first[0].detail
     again = await apply_topics(topics.bootstrap, fresh)

@@ -576,7 +576,7 @@ def secrets_settings(receiver: RecordingReceiver) -> list[dict]:
                 {
                     "name": "Webhook",
                     "host": url("/held"),
-                    "bearerToken": "${PLANTED_ERP_TOKEN}",
+                    "bearerToken": "${shared:PLANTED_ERP_TOKEN}",
                     "customHeaders": [{"key": "X-Api-Key", "value": API_KEY}],
                 }
             ],

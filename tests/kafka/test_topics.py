@@ -13,7 +13,16 @@ from streams.kafka.topics import (
     resolve_topics_path,
 )
 
-ROLES = ["input", "settings", "patches", "events", "deadLetters", "attempts", "redrives"]
+ROLES = [
+    "input",
+    "settings",
+    "patches",
+    "events",
+    "deadLetters",
+    "attempts",
+    "redrives",
+    "progress",
+]
 
 
 def write(path: Path, text: str) -> Path:
@@ -29,7 +38,8 @@ def minimal_yaml(input_name: str = "in", extra: str = "") -> str:
         "  settings: {name: settings, partitions: 1}\n"
         "  patches: {name: patches}\n"
         "  events: {name: events}\n"
-        "  deadLetters: {name: dead}\n" + extra
+        "  deadLetters: {name: dead}\n"
+        "  progress: {name: progress, partitions: 1}\n" + extra
     )
 
 
@@ -63,7 +73,10 @@ def test_repo_file_applies_defaults_and_keeps_overrides() -> None:
         "returnhook-dead-letters",
         "returnhook-attempts",
         "returnhook-redrives",
+        "returnhook-progress",
     ]
+    assert catalog.progress.partitions == 1
+    assert catalog.progress.configs["cleanup.policy"] == "compact"
 
 
 def test_dump_then_load_round_trips(tmp_path: Path) -> None:
@@ -165,9 +178,18 @@ def test_duplicate_topic_names_rejected(tmp_path: Path) -> None:
 
 def test_catalog_accepts_python_and_yaml_role_names() -> None:
     spec = TopicSpec(name="t", partitions=1, replication_factor=1, configs={})
-    by_field = TopicCatalog(input=spec, settings=spec, patches=spec, events=spec, dead_letters=spec)
+    by_field = TopicCatalog(
+        input=spec, settings=spec, patches=spec, events=spec, dead_letters=spec, progress=spec
+    )
     by_alias = TopicCatalog.model_validate(
-        {"input": spec, "settings": spec, "patches": spec, "events": spec, "deadLetters": spec}
+        {
+            "input": spec,
+            "settings": spec,
+            "patches": spec,
+            "events": spec,
+            "deadLetters": spec,
+            "progress": spec,
+        }
     )
     assert by_field == by_alias
     assert list(by_field.by_role()) == ROLES

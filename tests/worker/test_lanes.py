@@ -447,3 +447,41 @@ def test_max_unfinished_must_be_positive() -> None:
     rec = Recorder()
     with pytest.raises(ValueError, match="max_unfinished"):
         KeyedLanes(window=10, max_unfinished=0, ack=rec.ack, on_error=rec.on_error)
+
+
+async def test_events_the_previous_owner_finished_are_skipped_in_order() -> None:
+    """Offsets 0-9 of one order each; the previous owner finished 0-2 and 5-6 of order A while
+    3 (order A) waited on a retry: A's 3 runs first, then A's 4, 7…; nothing finished runs."""
+    from streams.core.progress import PartitionProgress, RetryState
+
+    prior = PartitionProgress(
+        acked=3,
+        seen=8,
+        done=((5, 7),),
+        retries={3: RetryState(step=0, attempts=2, due_ms=0)},
+    )
+    rec = Recorder()
+    lanes = KeyedLanes(window=100, ack=rec.ack, on_error=rec.on_error, prior=lambda tp: prior)
+    ran: list[int] = []
+    release = asyncio.Event()
+
+    def work_for(offset: int):
+        async def work() -> None:
+            if offset == 3:
+                await release.wait()  # the resumed retry holds the partition's head
+            ran.append(offset)
+
+        return work
+
+    for offset in range(10):
+        assert await lanes.submit(job("p0", offset, "order-A", work_for(offset)))
+    await asyncio.sleep(0.01)
+    assert ran == []  # 4 waits behind 3 in its order; 5 and 6 are not run at all
+    assert rec.acked == [("p0", 0), ("p0", 1), ("p0", 2)]  # never past the running 3
+    release.set()
+    await settle(lanes)
+    assert ran == [3, 4, 7, 8, 9]
+    assert rec.acked == [("p0", o) for o in range(10)]
+    stats = lanes.stats()
+    assert stats["skipped_finished"] == 5
+    assert stats["rerun"] == 2  # 4 and 7: taken by the previous owner, not recorded finished

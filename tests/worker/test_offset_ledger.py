@@ -1,5 +1,6 @@
 import pytest
 
+from streams.core.progress import PartitionProgress, RetryState
 from streams.worker.offset_ledger import MAX_HOLES, Admission, OffsetLedger, PartitionLedger
 
 NEW, LATE, DUPLICATE = Admission.NEW, Admission.LATE, Admission.DUPLICATE
@@ -153,3 +154,77 @@ def test_start_leaves_a_partition_that_already_holds_events_alone() -> None:
     assert ledger.add("p0", 3, "e3") is DUPLICATE and len(ledger) == 1
     ledger.start("p1", None)  # never committed: the first offset seen stays the baseline
     assert ledger.add("p1", 7, "e7") is NEW
+
+
+# --- the previous owner's progress record ----------------------------------------------------
+
+
+def _prior() -> PartitionProgress:
+    """Offsets below 12 finished, 14-15 and 18 finished beyond, 12 waiting on its 3rd attempt;
+    the previous owner had taken everything up to 20."""
+    return PartitionProgress(
+        committed=10,
+        acked=12,
+        seen=21,
+        done=((14, 16), (18, 19)),
+        retries={12: RetryState(step=0, attempts=2, due_ms=5_000)},
+    )
+
+
+def test_offsets_the_previous_owner_finished_are_not_work_again() -> None:
+    ledger: PartitionLedger[int] = PartitionLedger(prior=_prior())
+    admitted = {offset: ledger.add(offset, offset) for offset in range(10, 24)}
+    assert [o for o, a in admitted.items() if a is Admission.FINISHED] == [10, 11, 14, 15, 18]
+    assert admitted[12] is NEW  # resumed where its retries stood
+    assert [o for o, a in admitted.items() if a is Admission.RERUN] == [13, 16, 17, 19, 20]
+    assert [o for o, a in admitted.items() if a is NEW] == [12, 21, 22, 23]
+    assert all(a.taken for a in admitted.values())
+    # Finished ones are acknowledged in their turn: never ahead of the unfinished 12.
+    assert ledger.finish(10) == [10]
+    assert ledger.finish(11) == [11]
+    assert ledger.finish(14) == []
+    assert ledger.head == 12
+    assert ledger.view().acked == 12 and ledger.view().finished == (14,)
+    assert ledger.finish(13) == []
+    assert ledger.finish(12) == [12, 13, 14]
+
+
+def test_a_record_from_before_an_offsets_reset_is_ignored() -> None:
+    ledger: OffsetLedger[str, int] = OffsetLedger(prior=lambda tp: _prior())
+    assert ledger.add("p0", 0, 0) is NEW  # below the commit the record knew: a deliberate re-run
+    assert ledger.add("p0", 11, 11) is NEW
+    resumed: OffsetLedger[str, int] = OffsetLedger(prior=lambda tp: _prior())
+    assert resumed.add("p0", 10, 10) is Admission.FINISHED
+
+
+def test_the_prior_is_asked_once_per_partition_and_assignment() -> None:
+    asked: list[str] = []
+
+    def prior(tp: str) -> PartitionProgress | None:
+        asked.append(tp)
+        return None
+
+    ledger: OffsetLedger[str, int] = OffsetLedger(prior=prior)
+    for offset in range(3):
+        ledger.add("p0", offset, offset)
+        ledger.add("p1", offset, offset)
+    assert asked == ["p0", "p1"]
+    ledger.clear()
+    ledger.add("p0", 3, 3)
+    assert asked == ["p0", "p1", "p0"]
+
+
+def test_the_view_is_what_a_progress_record_needs() -> None:
+    ledger: OffsetLedger[str, int] = OffsetLedger()
+    for offset in range(5, 10):
+        ledger.add("p0", offset, offset)
+    ledger.finish("p0", 5)
+    ledger.finish("p0", 7)
+    ledger.finish("p0", 8)
+    view, prior = ledger.views()["p0"]
+    assert (view.acked, view.finished, view.seen) == (6, (7, 8), 10)
+    assert prior is None
+    for offset in (6, 9):
+        ledger.finish("p0", offset)
+    view, _ = ledger.views()["p0"]
+    assert (view.acked, view.finished, view.seen) == (10, (), 10)
