@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import aiohttp
@@ -56,8 +57,13 @@ class WebhookClient:
         on_attempt: AttemptObserver | None = None,
         egress: EgressPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        park: Callable[[], AbstractAsyncContextManager[Any]] | None = None,
     ) -> None:
-        """``egress`` None calls anything (library use); the worker always passes its policy."""
+        """``egress`` None calls anything (library use); the worker always passes its policy.
+
+        ``park``: entered while a delivery waits on something other than the worker's own
+        capacity (a retry's delay, a webhook host at its limit), so the worker's intake does
+        not count it as work under way (KeyedLanes.parked)."""
         self.retry_delays = tuple(retry_delays)
         self.max_response_bytes = max_response_bytes
         self.max_in_flight = max_in_flight
@@ -66,6 +72,7 @@ class WebhookClient:
         self._on_attempt = on_attempt
         self.egress = egress
         self._clock = clock
+        self._park = park
         self._session: aiohttp.ClientSession | None = None
         # Slots are held for one attempt only: a retry's wait must not keep other orders out.
         self._slots = asyncio.Semaphore(max_in_flight)
@@ -144,7 +151,7 @@ class WebhookClient:
         if not_before is not None:
             delay = not_before - self._clock()
             if delay > 0:
-                await self._sleep(delay)
+                await self._wait(delay)
         log: list[AttemptResult] = []
         said: str | None = None
         for attempt in range(max(first_attempt, 1), attempts + 1):
@@ -211,7 +218,7 @@ class WebhookClient:
                 result.retry_at = self._clock() + delay
                 if on_wait is not None:
                     on_wait(attempt, self._clock() + delay)
-                await self._sleep(delay)
+                await self._wait(delay)
         return Delivery(
             ok=False,
             attempts=attempts,
@@ -230,18 +237,33 @@ class WebhookClient:
         host_slots = self._host_slots.get(origin)
         if host_slots is None:
             host_slots = self._host_slots[origin] = asyncio.Semaphore(self.max_in_flight_per_host)
-        async with host_slots, self._slots:
-            self.running[origin] = self.running.get(origin, 0) + 1
-            started = time.monotonic()
-            try:
-                status, body, error, error_class = await self._post(request, attempt)
-            finally:
-                self.running[origin] -= 1
-                if not self.running[origin]:
-                    del self.running[origin]
+        if host_slots.locked() and self._park is not None:
+            async with self._park():  # the host is at its limit: its own backlog, not ours
+                await host_slots.acquire()
+        else:
+            await host_slots.acquire()
+        try:
+            async with self._slots:
+                self.running[origin] = self.running.get(origin, 0) + 1
+                started = time.monotonic()
+                try:
+                    status, body, error, error_class = await self._post(request, attempt)
+                finally:
+                    self.running[origin] -= 1
+                    if not self.running[origin]:
+                        del self.running[origin]
+        finally:
+            host_slots.release()
         if self._on_attempt is not None:
             self._on_attempt(request.tenant_id, attempt, status, error, time.monotonic() - started)
         return status, body, error, error_class
+
+    async def _wait(self, delay: float) -> None:
+        if self._park is None:
+            await self._sleep(delay)
+            return
+        async with self._park():
+            await self._sleep(delay)
 
     @property
     def calls_running(self) -> int:

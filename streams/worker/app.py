@@ -254,6 +254,7 @@ class Returnhook:
             max_in_flight_per_host=config.max_in_flight_per_host,
             on_attempt=self.metrics.on_attempt,
             egress=EgressPolicy(config.egress_allow),
+            park=lambda: self.lanes.parked(),
         )
         # Every record is measured against these before it is sent (streams/core/record_size).
         max_request = self.app.conf.producer_max_request_size

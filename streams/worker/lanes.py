@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +62,7 @@ class KeyedLanes:
         self.max_bytes = max_bytes
         self.max_unfinished = max_unfinished
         self._unfinished = 0
+        self._drains = 0
         self._bytes = 0
         self.intake_waits = 0
         """How often intake paused on a full window (events or bytes)."""
@@ -134,6 +135,20 @@ class KeyedLanes:
         else:
             lane.append(job)
         return True
+
+    @contextlib.asynccontextmanager
+    async def parked(self) -> AsyncIterator[None]:
+        """A running job waits on something other than this worker (a retry's delay, a webhook
+        host at its limit): it does not count against ``max_unfinished`` meanwhile, so one
+        tenant's backlog never holds the intake of the others."""
+        drains = self._drains
+        self._unfinished -= 1
+        self._room.set()
+        try:
+            yield
+        finally:
+            if drains == self._drains:  # a drain since has forgotten every job
+                self._unfinished += 1
 
     def _busy(self, job: Job) -> bool:
         """As many jobs are unfinished as allowed (a job with no work never waits for this)."""
@@ -241,6 +256,7 @@ class KeyedLanes:
         dropped = self._ledger.clear()
         self._bytes = 0
         self._unfinished = 0
+        self._drains += 1
         self._lanes.clear()
         self._tasks.clear()
         return dropped

@@ -312,3 +312,39 @@ async def test_every_retry_is_announced_before_its_wait(receiver: RecordingRecei
             request(receiver.url("/down")), on_wait=lambda made, due: noted.append(made)
         )
     assert noted == [1, 2, 3]  # none after the last attempt: nothing is waiting then
+
+
+async def test_retry_waits_and_a_full_host_are_waited_out_parked(
+    receiver: RecordingReceiver,
+) -> None:
+    """The worker's intake does not count a delivery as under way while it waits on a retry's
+    delay or on a webhook host at its limit (KeyedLanes.parked)."""
+    parked: list[str] = []
+    active = 0
+
+    class Park:
+        async def __aenter__(self) -> None:
+            nonlocal active
+            active += 1
+
+        async def __aexit__(self, *exc: object) -> None:
+            nonlocal active
+            active -= 1
+
+    async def record_sleep(seconds: float) -> None:
+        parked.append(f"sleep {seconds:g} parked={active}")
+
+    receiver.route("/down", Reply(status=503), Reply(status=200))
+    receiver.route("/held", Reply(delay=0.2), Reply(delay=0.2))
+    async with WebhookClient(
+        retry_delays=(1.0,), sleep=record_sleep, max_in_flight_per_host=1, park=Park
+    ) as client:
+        delivery = await client.deliver(request(receiver.url("/down")))
+        assert delivery.ok and parked == ["sleep 1 parked=1"]
+        first = asyncio.ensure_future(client.deliver(request(receiver.url("/held"))))
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(client.deliver(request(receiver.url("/held"))))
+        await asyncio.sleep(0.05)
+        assert active == 1  # the second waits for the host's only slot, parked
+        await asyncio.gather(first, second)
+    assert active == 0

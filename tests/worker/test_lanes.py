@@ -485,3 +485,23 @@ async def test_events_the_previous_owner_finished_are_skipped_in_order() -> None
     stats = lanes.stats()
     assert stats["skipped_finished"] == 5
     assert stats["rerun"] == 2  # 4 and 7: taken by the previous owner, not recorded finished
+
+
+async def test_a_parked_job_makes_room_for_intake_and_counts_again_after() -> None:
+    rec = Recorder()
+    lanes = KeyedLanes(window=100, max_unfinished=1, ack=rec.ack, on_error=rec.on_error)
+    parked, release = asyncio.Event(), asyncio.Event()
+
+    async def waits_on_a_retry() -> None:
+        async with lanes.parked():
+            parked.set()
+            await release.wait()
+
+    await lanes.submit(job("p0", 0, "a", waits_on_a_retry))
+    await asyncio.wait_for(parked.wait(), 1)
+    assert lanes.stats()["unfinished_events"] == 0
+    assert await asyncio.wait_for(lanes.submit(job("p0", 1, "b", release.wait)), 1)
+    release.set()
+    await settle(lanes)
+    assert rec.acked == [("p0", 0), ("p0", 1)]
+    assert lanes.stats()["unfinished_events"] == 0
