@@ -62,8 +62,9 @@ class WebhookClient:
         """``egress`` None calls anything (library use); the worker always passes its policy.
 
         ``park``: entered while a delivery waits on something other than the worker's own
-        capacity (a retry's delay, a webhook host at its limit), so the worker's intake does
-        not count it as work under way (KeyedLanes.parked)."""
+        capacity (a retry's delay; a webhook host at its limit with a limit's worth of others
+        already waiting), so the worker's intake does not count it as work under way
+        (KeyedLanes.parked)."""
         self.retry_delays = tuple(retry_delays)
         self.max_response_bytes = max_response_bytes
         self.max_in_flight = max_in_flight
@@ -77,6 +78,8 @@ class WebhookClient:
         # Slots are held for one attempt only: a retry's wait must not keep other orders out.
         self._slots = asyncio.Semaphore(max_in_flight)
         self._host_slots: dict[str, asyncio.Semaphore] = {}
+        self._host_queue: dict[str, int] = {}
+        """Deliveries waiting for a slot, per origin."""
         self.running: dict[str, int] = {}
         """Attempts in flight per origin (scheme://host:port), for metrics."""
 
@@ -237,9 +240,8 @@ class WebhookClient:
         host_slots = self._host_slots.get(origin)
         if host_slots is None:
             host_slots = self._host_slots[origin] = asyncio.Semaphore(self.max_in_flight_per_host)
-        if host_slots.locked() and self._park is not None:
-            async with self._park():  # the host is at its limit: its own backlog, not ours
-                await host_slots.acquire()
+        if host_slots.locked():
+            await self._queue_for(origin, host_slots)
         else:
             await host_slots.acquire()
         try:
@@ -257,6 +259,24 @@ class WebhookClient:
         if self._on_attempt is not None:
             self._on_attempt(request.tenant_id, attempt, status, error, time.monotonic() - started)
         return status, body, error, error_class
+
+    async def _queue_for(self, origin: str, host_slots: asyncio.Semaphore) -> None:
+        """Waits for a slot of a host at its limit. Beyond one limit's worth of waiters the host
+        has a backlog of its own: those wait parked (see ``park``)."""
+        queued = self._host_queue.get(origin, 0)
+        self._host_queue[origin] = queued + 1
+        try:
+            if queued >= self.max_in_flight_per_host and self._park is not None:
+                async with self._park():
+                    await host_slots.acquire()
+            else:
+                await host_slots.acquire()
+        finally:
+            left = self._host_queue[origin] - 1
+            if left:
+                self._host_queue[origin] = left
+            else:
+                del self._host_queue[origin]
 
     async def _wait(self, delay: float) -> None:
         if self._park is None:

@@ -318,7 +318,7 @@ async def test_retry_waits_and_a_full_host_are_waited_out_parked(
     receiver: RecordingReceiver,
 ) -> None:
     """The worker's intake does not count a delivery as under way while it waits on a retry's
-    delay or on a webhook host at its limit (KeyedLanes.parked)."""
+    delay, or on a webhook host with a limit's worth of others already waiting."""
     parked: list[str] = []
     active = 0
 
@@ -335,16 +335,17 @@ async def test_retry_waits_and_a_full_host_are_waited_out_parked(
         parked.append(f"sleep {seconds:g} parked={active}")
 
     receiver.route("/down", Reply(status=503), Reply(status=200))
-    receiver.route("/held", Reply(delay=0.2), Reply(delay=0.2))
+    receiver.route("/held", Reply(delay=0.2), Reply(delay=0.2), Reply(delay=0.2))
     async with WebhookClient(
         retry_delays=(1.0,), sleep=record_sleep, max_in_flight_per_host=1, park=Park
     ) as client:
         delivery = await client.deliver(request(receiver.url("/down")))
         assert delivery.ok and parked == ["sleep 1 parked=1"]
-        first = asyncio.ensure_future(client.deliver(request(receiver.url("/held"))))
-        await asyncio.sleep(0.05)
-        second = asyncio.ensure_future(client.deliver(request(receiver.url("/held"))))
-        await asyncio.sleep(0.05)
-        assert active == 1  # the second waits for the host's only slot, parked
-        await asyncio.gather(first, second)
+        calls = []
+        for _ in range(3):
+            calls.append(asyncio.ensure_future(client.deliver(request(receiver.url("/held")))))
+            await asyncio.sleep(0.05)
+        # One runs, one waits for the host's slot as work under way, the third waits parked.
+        assert active == 1
+        await asyncio.gather(*calls)
     assert active == 0
