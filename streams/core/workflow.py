@@ -102,6 +102,7 @@ async def run_workflow(
     outputs: list[Output] = []
     headers = kafka_headers(accepted.trace)
     stopped_at: OrderEventRecord | None = None
+    stopped_position = -1
 
     for index, step in enumerate(settings.return_workflow):
         if not step.is_webhook_return_step or not step.active:
@@ -219,6 +220,13 @@ async def run_workflow(
         outputs.append(event_output)
         if not outcome.continue_workflow:
             stopped_at = event_record
+            stopped_position = len(outputs) - 1
+    if stopped_at is not None and stopped_at.skipped_steps:
+        # The steps it skipped were added after its size check encoded it: encode it anew.
+        stopped = outputs[stopped_position]
+        outputs[stopped_position] = Output(
+            role=stopped.role, key=stopped.key, record=stopped_at, headers=stopped.headers
+        )
     return outputs
 
 

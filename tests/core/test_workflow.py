@@ -431,6 +431,17 @@ async def test_failed_delivery_with_stop_on_error_skips_the_rest() -> None:
     assert _events(outputs)[0].skipped_steps == [1, 2]
 
 
+async def test_the_encoded_order_event_carries_the_skipped_steps_under_size_limits() -> None:
+    """The size check encodes the order-event before later steps are known to be skipped: what
+    is sent must still list them."""
+    deliver, _ = _script(_failed())
+    settings = _settings(_step(0, stop=True), _step(1), _step(2))
+    options = WorkflowOptions(max_patch_record_bytes=10**6, max_event_record_bytes=10**6)
+    outputs = await _run(_accepted(), settings, deliver, options)
+    (sent,) = [o for o in outputs if o.role == "events"]
+    assert orjson.loads(sent.value)["skippedSteps"] == [1, 2]
+
+
 @pytest.mark.parametrize(
     "first", [_cancel(), _failed(), _ok({"orderActionExecutionResults": {"actionStatus": "Error"}})]
 )
