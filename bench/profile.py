@@ -58,7 +58,13 @@ _OUR_FILES: list[tuple[str, tuple[str, ...]]] = [
     ("HTTP client (aiohttp + streams/http/webhook_client.py)", ("webhook_client.py",)),
     (
         "decode (orjson + pydantic: event, order view)",
-        ("decoder.py", "models/casing.py", "models/order.py", "models/event.py"),
+        (
+            "decoder.py",
+            "models/casing.py",
+            "models/order.py",
+            "models/event.py",
+            "input_record.py",
+        ),
     ),
     (
         "request building, endpoint, ids (uuid5), egress check",
@@ -84,9 +90,13 @@ _OUR_FILES: list[tuple[str, tuple[str, ...]]] = [
             "models/webhook.py",
             "models/delivery.py",
             "dead_letters.py",
+            "record_size.py",
         ),
     ),
-    ("keyed lanes + offset ledger", ("lanes.py", "offset_ledger.py")),
+    (
+        "keyed lanes + offset ledger + progress records",
+        ("lanes.py", "offset_ledger.py", "worker/progress.py", "core/progress.py"),
+    ),
 ]
 BUCKET_LOGGING = "per-event logging (+ redaction filter)"
 BUCKET_METRICS = "metrics (prometheus_client)"
@@ -103,7 +113,14 @@ def _bucket(frames: list[tuple[str, str]]) -> str:
         return BUCKET_LOGGING
     if any("prometheus_client" in f or "streams/ops/metrics.py" in f for f in files):
         return BUCKET_METRICS
-    ours = [i for i, (_, f) in enumerate(frames) if _ours(f) and not f.endswith("cli.py")]
+    # The CLI (streams/cli/) is on every stack of the worker: where the loop runs, not a cost.
+    ours = [i for i, (_, f) in enumerate(frames) if _ours(f) and "cli/" not in f]
+    if any(f.endswith("batch_intake.py") for f in files) and not any(
+        f.endswith(("decoder.py", "lanes.py", "input_record.py")) for f in files
+    ):
+        return BUCKET_CONSUME
+    if any(f.endswith("key_partitioner.py") for f in files):
+        return BUCKET_PRODUCE
     if ours:
         func, file = frames[ours[-1]]
         below = {_area(f) for _, f in frames[ours[-1] + 1 :]}
