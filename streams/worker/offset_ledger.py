@@ -54,6 +54,8 @@ class PartitionLedger(Generic[T]):
         to it, should the consumer deliver them late, would be taken for redeliveries.
         """
         self.prior = prior
+        self.committed = committed
+        """Where the partition was sought to at its assignment (the group's commit), if known."""
         self.prior_known = prior is not None
         """Whether the previous owner's record was looked up (at the first offset taken)."""
         self._pending: OrderedDict[int, T] = OrderedDict()
@@ -185,7 +187,10 @@ class OffsetLedger(Generic[K, T]):
             # its end by then (the recovery waits for it before the input flows).
             ledger.prior_known = True
             prior = self._prior(partition) if self._prior is not None else None
-            if prior is not None and not prior.applies_from(offset):
+            # The group's own commit says where this owner starts; the first record seen may be
+            # one the consumer fetched before its seek (then dropped as a repeat).
+            start = ledger.committed if ledger.committed is not None else offset
+            if prior is not None and not prior.applies_from(start):
                 prior = None  # the group's offsets were reset below it: run everything again
             ledger.prior = prior
         admission = ledger.add(offset, item)

@@ -228,3 +228,16 @@ def test_the_view_is_what_a_progress_record_needs() -> None:
         ledger.finish("p0", offset)
     view, _ = ledger.views()["p0"]
     assert (view.acked, view.finished, view.seen) == (10, (), 10)
+
+
+def test_the_group_commit_not_the_first_record_decides_whether_the_record_applies() -> None:
+    """A record fetched before the seek (below the commit) must not make the previous owner's
+    progress record look like one from before an offsets reset."""
+    ledger: OffsetLedger[str, str] = OffsetLedger(prior=lambda tp: _prior())
+    ledger.start("p0", 10)  # sought to the group's commit, as the record knew it
+    assert ledger.add("p0", 5, "e5") is DUPLICATE  # a stale pre-seek record: below the baseline
+    assert ledger.add("p0", 12, "e12") is NEW  # waiting on a retry: run
+    assert ledger.add("p0", 14, "e14") is Admission.FINISHED  # finished beyond the commit
+    reset: OffsetLedger[str, str] = OffsetLedger(prior=lambda tp: _prior())
+    reset.start("p0", 3)  # the group was reset below the record's commit: run everything
+    assert reset.add("p0", 14, "e14") is NEW
