@@ -44,6 +44,7 @@ from streams.worker.batch_intake import BatchHandler, BatchIntakeConsumer
 from streams.worker.input_record import InputRecord
 from streams.worker.key_partitioner import KeyPartitioner
 from streams.worker.lanes import Job, KeyedLanes
+from streams.worker.output_batches import OutputBatches
 from streams.worker.progress import ProgressBook
 from streams.worker.seek_first_recovery import SeekFirstTableManager
 from streams.worker.tenant_settings import SettingsCache, await_settings
@@ -277,6 +278,7 @@ class Returnhook:
             on_error=self._crash,
             prior=self.progress.prior,
         )
+        self.output_batches = OutputBatches(lambda: self.app.producer._ensure_producer())
         self._drain_task: asyncio.Future[None] | None = None
         self._commit_task: asyncio.Future[None] | None = None
         self._stream: Any = None
@@ -561,25 +563,15 @@ class Returnhook:
 
     async def produce(self, outputs: list[Output]) -> None:
         """Sends every record, then waits for the broker to acknowledge each of them."""
-        # Straight to faust's producer (aiokafka underneath): Topic.send adds a FutureMessage,
-        # callbacks and serializer lookups per record that raw bytes do not need.
-        producer = self.app.producer
-        pending = []
-        for output in outputs:
-            topic = self._output_topics[output.role]
-            value = output.value
-            pending.append(
-                await producer.send(
-                    topic,
-                    output.wire_key,
-                    value,
-                    None,
-                    None,
-                    output.headers or None,
-                )
-            )
-        for future in pending:
-            await future
+        # Straight to aiokafka, a batch per partition for every event finishing in this loop
+        # iteration (streams/worker/output_batches.py): no future or partition lookup per record.
+        topics = self._output_topics
+        await self.output_batches.send(
+            [
+                (topics[output.role], output.wire_key, output.value, output.headers or None)
+                for output in outputs
+            ]
+        )
         for output in outputs:
             if isinstance(output.record, OrderEventRecord):
                 self.metrics.outcomes.labels(
