@@ -13,14 +13,13 @@ import functools
 import logging
 import os
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import faust
 import mode
 from faust.sensors.prometheus import setup_prometheus_sensors
-from faust.tables.globaltable import GlobalTable
 from faust.types import StreamT
 from prometheus_client import CollectorRegistry
 
@@ -40,7 +39,14 @@ from streams.ops.config import WorkerConfig
 from streams.ops.metrics import Metrics
 from streams.ops.redaction import SECRETS
 from streams.ops.secret_store import SecretStore
-from streams.worker.batch_intake import BatchHandler, BatchIntakeConsumer
+from streams.worker.faust_parts import (
+    ClientService,
+    FaustApp,
+    ProgressService,
+    SettingsTable,
+    broker_urls,
+    raw_topic,
+)
 from streams.worker.input_record import InputRecord
 from streams.worker.key_partitioner import KeyPartitioner
 from streams.worker.lanes import Job, KeyedLanes
@@ -53,110 +59,6 @@ log = logging.getLogger("returnhook")
 
 UNFINISHED_PER_CALL_SLOT = 2
 PRODUCER_BATCH_BYTES = 256 * 1024
-
-
-def _raw_topic(app: faust.App, name: str, partitions: int | None = None) -> faust.TopicT:
-    return app.topic(
-        name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=partitions,
-        internal=False,
-    )
-
-
-class _FaustApp(faust.App):
-    """Lets our lanes drain before faust waits, unbounded, for un-acked events."""
-
-    before_revoke: Callable[[], None] | None = None
-    before_stop: Callable[[], Awaitable[None]] | None = None
-    on_input_sought: Callable[[Mapping[Any, int | None]], None] | None = None
-    """Called by SeekFirstRecovery with each input partition's starting offset."""
-    before_input: Callable[[], Awaitable[None]] | None = None
-    """Awaited by SeekFirstRecovery after the seek, before the input partitions are fetched."""
-
-    input_topic_name: str | None = None
-    on_input_batch: BatchHandler | None = None
-    """Where BatchIntakeConsumer hands the input topic's records, a fetch at a time."""
-
-    def _new_consumer(self) -> Any:
-        transport = self.transport
-        consumer = BatchIntakeConsumer(
-            transport,
-            callback=self.topics.on_message,
-            on_partitions_revoked=self._on_partitions_revoked,
-            on_partitions_assigned=self._on_partitions_assigned,
-            beacon=self.beacon,
-            loop=transport.loop,
-        )
-        consumer.batch_topic = self.input_topic_name
-        consumer.on_batch = self.on_input_batch
-        return consumer
-
-    def on_rebalance_start(self) -> None:
-        super().on_rebalance_start()
-        if self.before_revoke is not None:
-            self.before_revoke()
-
-    async def on_stop(self) -> None:
-        if self.before_stop is not None:
-            await self.before_stop()
-        await super().on_stop()
-
-
-class SettingsTable(GlobalTable):
-    """A GlobalTable over the settings topic that ``returnhook settings publish`` writes.
-
-    faust's assignor finds a table's changelog by ``_changelog_topic_name()`` (normally
-    ``<app>-<table>-changelog``), not by the topic we pass in; without this the group leader's
-    assignment fails with a KeyError and the worker hangs after "Elected group leader".
-    """
-
-    def _changelog_topic_name(self) -> str:
-        return self.changelog_topic.get_topic_name()
-
-
-class _ClientService(mode.Service):
-    """Opens the worker's one HTTP session with the app and closes it on the way out."""
-
-    def __init__(self, client: WebhookClient) -> None:
-        super().__init__()
-        self.client = client
-
-    async def on_start(self) -> None:
-        await self.client.start()
-
-    async def on_stop(self) -> None:
-        await self.client.close()
-
-
-class _ProgressService(mode.Service):
-    """Tails the progress topic, and writes progress records every commit interval (and when
-    a delivery starts waiting)."""
-
-    def __init__(self, returnhook: Returnhook) -> None:
-        super().__init__()
-        self.returnhook = returnhook
-        self._task: asyncio.Task[None] | None = None
-
-    async def on_start(self) -> None:
-        rh = self.returnhook
-        await rh.progress_reader.start()
-        self._task = asyncio.create_task(
-            rh.progress.run(rh.config.commit_interval_s, rh.lanes.views)
-        )
-
-    async def on_stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self.returnhook.progress_reader.stop()
-
-
-def broker_urls(broker: str) -> list[str]:
-    return [f"kafka://{host.strip()}" for host in broker.split(",") if host.strip()]
 
 
 class Returnhook:
@@ -175,7 +77,7 @@ class Returnhook:
         self.env = dict(os.environ if env is None else env)
         data_dir = config.data_dir or Path(tempfile.gettempdir()) / "returnhook" / config.app_id
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.app = _FaustApp(
+        self.app = FaustApp(
             config.app_id,
             broker=broker_urls(config.broker),
             store="memory://",
@@ -206,16 +108,16 @@ class Returnhook:
             **config.faust_options(),
         )
         catalog = self.catalog
-        self.input_topic = _raw_topic(self.app, catalog.input.name)
-        self.patches_topic = _raw_topic(self.app, catalog.patches.name)
-        self.events_topic = _raw_topic(self.app, catalog.events.name)
-        self.dead_letters_topic = _raw_topic(self.app, catalog.dead_letters.name)
+        self.input_topic = raw_topic(self.app, catalog.input.name)
+        self.patches_topic = raw_topic(self.app, catalog.patches.name)
+        self.events_topic = raw_topic(self.app, catalog.events.name)
+        self.dead_letters_topic = raw_topic(self.app, catalog.dead_letters.name)
         self._output_topics = {
             "patches": catalog.patches.name,
             "events": catalog.events.name,
             "attempts": catalog.attempts.name,
         }
-        settings_topic = _raw_topic(self.app, catalog.settings.name, catalog.settings.partitions)
+        settings_topic = raw_topic(self.app, catalog.settings.name, catalog.settings.partitions)
         self.settings_table = self.app.tables.add(
             SettingsTable(
                 self.app,
@@ -299,8 +201,12 @@ class Returnhook:
         self._assigned = False
         if config.web_enabled:
             self._add_web_views()
-        self.app.add_dependency(_ClientService(self.client))
-        self.app.add_dependency(_ProgressService(self))
+        self.app.add_dependency(ClientService(self.client))
+        self.app.add_dependency(
+            ProgressService(
+                self.progress_reader, self.progress, config.commit_interval_s, self.lanes.views
+            )
+        )
 
     def _add_web_views(self) -> None:
         setup_prometheus_sensors(self.app, registry=self.registry, name_prefix="faust")
