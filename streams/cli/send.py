@@ -17,6 +17,8 @@ import typer
 import yaml
 from rich.markup import escape
 
+from streams.cli.connection_options import connection_options
+from streams.cli.kafka_access import ConfigOpt, config_from, reach
 from streams.core.decoder import Accepted, Ignored, decode
 from streams.kafka.no_auto_create import forbid_topic_auto_creation
 from streams.kafka.record_io import produce_records
@@ -97,7 +99,9 @@ def to_records(
     return records, problems
 
 
+@connection_options
 def send(
+    connection_flags: dict[str, object],
     file: Annotated[
         Path | None, typer.Argument(help="JSON or YAML: one event or a list", show_default=False)
     ] = None,
@@ -116,6 +120,7 @@ def send(
         Path | None,
         typer.Option("--topics-file", envvar="RETURNHOOK_TOPICS_FILE", help="topics.yaml to use"),
     ] = None,
+    config_file: ConfigOpt = None,
 ) -> None:
     """Send return events onto the input topic (keyed by order id), checked as workers read them."""
     if file is None and not (tenant and order):
@@ -136,13 +141,17 @@ def send(
     if problems and not allow_invalid:
         err.print("Nothing was sent (--allow-invalid sends them anyway).")
         raise typer.Exit(code=1)
-    if not broker:
+    config = config_from({**connection_flags, "broker": broker}, config_file)
+    if not config.broker:
         raise _fail("events are sent to a running Kafka: give --broker or RETURNHOOK_BROKER")
+    reach(config)
+    connection = config.connection_only()
+    broker = connection.bootstrap
     topic = catalog.input.name
     try:
-        asyncio.run(verify_topics(broker, catalog, ["input"]))
+        asyncio.run(verify_topics(connection, catalog, ["input"]))
         forbid_topic_auto_creation()
-        sent = asyncio.run(produce_records(broker, topic, records))
+        sent = asyncio.run(produce_records(connection, topic, records))
     except (TopicsNotReadyError, KafkaUnreachableError) as exc:
         raise _fail(str(exc)) from None
     except Exception as exc:

@@ -18,6 +18,8 @@ import typer
 from rich.markup import escape
 
 from models.casing import get_ci
+from streams.cli.connection_options import connection_options
+from streams.cli.kafka_access import ConfigOpt, config_from, reach
 from streams.kafka.record_io import follow_topics
 from streams.kafka.topic_admin import KafkaUnreachableError, TopicsNotReadyError, verify_topics
 from streams.kafka.topics import TopicsFileError, load_topics
@@ -86,7 +88,9 @@ def describe_record(role: Role, fields: dict[str, Any]) -> str:
     return f"{head}: {fields.get('reason')} at {origin}: {fields.get('error')}"
 
 
+@connection_options
 def tail(
+    connection_flags: dict[str, object],
     from_beginning: Annotated[
         bool, typer.Option("--from-beginning", help="every record so far, then new ones")
     ] = False,
@@ -110,6 +114,7 @@ def tail(
         Path | None,
         typer.Option("--topics-file", envvar="RETURNHOOK_TOPICS_FILE", help="topics.yaml to use"),
     ] = None,
+    config_file: ConfigOpt = None,
 ) -> None:
     """Print order-patches, order-events and dead letters as they arrive (Ctrl-C to stop)."""
     roles = list(only or ROLES)
@@ -120,18 +125,21 @@ def tail(
         catalog = load_topics(topics_file)
     except TopicsFileError as exc:
         raise _fail(str(exc)) from None
-    if not broker:
+    config = config_from({**connection_flags, "broker": broker}, config_file)
+    if not config.broker:
         raise _fail("records are read from a running Kafka: give --broker or RETURNHOOK_BROKER")
+    reach(config)
+    connection = config.connection_only()
     by_name = {catalog.by_role()[role].name: role for role in roles}
     try:
-        asyncio.run(verify_topics(broker, catalog, roles))
+        asyncio.run(verify_topics(connection, catalog, roles))
     except (TopicsNotReadyError, KafkaUnreachableError) as exc:
         raise _fail(str(exc)) from None
 
     async def follow() -> int:
         shown = 0
         deadline = time.monotonic() + timeout if timeout is not None else None
-        records = follow_topics(broker, list(by_name), from_beginning=from_beginning)
+        records = follow_topics(connection, list(by_name), from_beginning=from_beginning)
         try:
             while count is None or shown < count:
                 left = None if deadline is None else deadline - time.monotonic()

@@ -8,13 +8,21 @@ from collections.abc import AsyncIterator, Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.structs import RecordMetadata
 
+from streams.kafka.connection import Connectable, connection_of
+
 
 async def produce_records(
-    bootstrap: str, topic: str, records: Sequence[tuple[bytes, bytes]], *, timeout: float = 15.0
+    target: Connectable,
+    topic: str,
+    records: Sequence[tuple[bytes, bytes]],
+    *,
+    timeout: float = 15.0,
 ) -> list[RecordMetadata]:
     """Sends (key, value) pairs in order; returns once the broker acknowledged every one."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", request_timeout_ms=int(timeout * 1000)
+        **connection_of(target).producer_options(),
+        acks="all",
+        request_timeout_ms=int(timeout * 1000),
     )
     try:
         await asyncio.wait_for(producer.start(), timeout)
@@ -24,7 +32,7 @@ async def produce_records(
 
 
 async def follow_topics(
-    bootstrap: str, topics: Sequence[str], *, from_beginning: bool, timeout: float = 15.0
+    target: Connectable, topics: Sequence[str], *, from_beginning: bool, timeout: float = 15.0
 ) -> AsyncIterator[ConsumerRecord]:
     """Every record of ``topics`` as it arrives: no consumer group, nothing committed.
 
@@ -32,7 +40,7 @@ async def follow_topics(
     offsets can lag after batched writes, so a few older records may show.)
     """
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **connection_of(target).aiokafka_options(),
         group_id=None,
         enable_auto_commit=False,
         request_timeout_ms=int(timeout * 1000),

@@ -24,6 +24,8 @@ KAFKA_COMMANDS = [
     ("check",),
     ("dead-letters", "list"),
     ("dead-letters", "redrive"),
+    ("send",),
+    ("tail",),
 ]
 PASSWORD = "pw-planted-7c1e-Qz"
 KEY_PASSWORD = "kp-planted-91ab-Wy"
@@ -120,6 +122,8 @@ def test_planted_passwords_absent_from_config_show_and_errors(
         ["replay", "--from", "1h", "--broker", broker],
         ["dead-letters", "list", "--broker", broker],
         ["dead-letters", "redrive", "--broker", broker],
+        ["send", "--tenant", "t", "--order", "o", "--broker", broker],
+        ["tail", "--broker", broker],
         ["config", "show", "--sasl-mechanism", "NOPE"],
     ):
         result = runner.invoke(app, args)
