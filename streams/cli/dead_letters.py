@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from streams.cli.connection_options import connection_options
-from streams.cli.kafka_access import ConfigOpt, config_from, reach
+from streams.cli.kafka_access import BrokerOpt, ConfigOpt, TopicsOpt, config_from, fail, reach
 from streams.core.redrive import DeadLetterFilter
 from streams.kafka.connection import KafkaConnection
 from streams.kafka.topics import TopicCatalog, TopicsFileError, load_topics
@@ -30,14 +30,6 @@ dead_letters_app = typer.Typer(
     no_args_is_help=True,
 )
 
-Broker = Annotated[
-    str | None,
-    typer.Option("--broker", envvar="RETURNHOOK_BROKER", help="Kafka bootstrap host:port[,…]"),
-]
-TopicsFile = Annotated[
-    Path | None,
-    typer.Option("--topics-file", envvar="RETURNHOOK_TOPICS_FILE", help="topics.yaml to use"),
-]
 Reasons = Annotated[
     list[str] | None,
     typer.Option("--reason", help="only this reason, e.g. unknown_tenant (repeatable)"),
@@ -56,11 +48,6 @@ Refs = Annotated[
 Timeout = Annotated[float, typer.Option(help="seconds to wait for the broker")]
 
 
-def _fail(message: str) -> typer.Exit:
-    console(stderr=True).print(f"[red]error:[/] {escape(message)}", highlight=False)
-    return typer.Exit(code=1)
-
-
 def _setup(
     flags: dict[str, object],
     config_file: Path | None,
@@ -74,21 +61,19 @@ def _setup(
 ) -> tuple[KafkaConnection, TopicCatalog, DeadLetterFilter]:
     config = config_from({**flags, "broker": broker}, config_file)
     if not config.broker:
-        raise _fail(
-            "dead letters are read from a running Kafka: give --broker or RETURNHOOK_BROKER"
-        )
+        raise fail("dead letters are read from a running Kafka: give --broker or RETURNHOOK_BROKER")
     connection = config.connection_only()
     reach(connection)
     try:
         catalog = load_topics(topics_file)
     except TopicsFileError as exc:
-        raise _fail(str(exc).replace("\n", " ")) from None
+        raise fail(str(exc).replace("\n", " ")) from None
     now = datetime.now(UTC)
     try:
         start = to_ms(parse_time(from_, now=now)) if from_ else None
         end = to_ms(parse_time(to, now=now)) if to else None
     except ReplayTimeError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     wanted = DeadLetterFilter(
         reasons=frozenset(reasons or ()),
         tenants=frozenset(tenants or ()),
@@ -107,7 +92,7 @@ def _load(
             list_dead_letters(broker, catalog, wanted, timeout=timeout)
         )
     except DeadLetterError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if unreadable:
         console(stderr=True).print(
             f"note: {unreadable} record(s) on {catalog.dead_letters.name} are not dead letters",
@@ -120,9 +105,9 @@ def _load(
 @connection_options
 def list_command(
     connection_flags: dict[str, object],
-    broker: Broker = None,
+    broker: BrokerOpt = None,
     config_file: ConfigOpt = None,
-    topics_file: TopicsFile = None,
+    topics_file: TopicsOpt = None,
     reason: Reasons = None,
     tenant: Tenants = None,
     from_: From = None,
@@ -164,9 +149,9 @@ def list_command(
 @connection_options
 def redrive_command(
     connection_flags: dict[str, object],
-    broker: Broker = None,
+    broker: BrokerOpt = None,
     config_file: ConfigOpt = None,
-    topics_file: TopicsFile = None,
+    topics_file: TopicsOpt = None,
     reason: Reasons = None,
     tenant: Tenants = None,
     from_: From = None,
@@ -192,7 +177,7 @@ def redrive_command(
     try:
         result = asyncio.run(redrive(bootstrap, catalog, entries, force=force, dry_run=dry_run))
     except Exception as exc:
-        raise _fail(f"redrive to {catalog.input.name} failed: {exc}") from None
+        raise fail(f"redrive to {catalog.input.name} failed: {exc}") from None
     out = console()
     verb = "would redrive" if dry_run else "redriven"
     for entry, partition, offset in result.redriven:

@@ -25,6 +25,14 @@ from streams.ops.console import console
 err = console(stderr=True)
 _state = {"verbose": False}
 
+BrokerOpt = Annotated[
+    str | None,
+    typer.Option("--broker", envvar="RETURNHOOK_BROKER", help="Kafka bootstrap host:port[,…]"),
+]
+TopicsOpt = Annotated[
+    Path | None,
+    typer.Option("--topics-file", envvar="RETURNHOOK_TOPICS_FILE", help="topics.yaml to use"),
+]
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(

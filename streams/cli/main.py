@@ -18,7 +18,15 @@ from streams.cli.broker_choice import broker_or_embedded
 from streams.cli.check import check
 from streams.cli.connection_options import connection_options
 from streams.cli.dead_letters import dead_letters_app
-from streams.cli.kafka_access import ConfigOpt, config_from, fail, reach, set_verbose
+from streams.cli.kafka_access import (
+    BrokerOpt,
+    ConfigOpt,
+    TopicsOpt,
+    config_from,
+    fail,
+    reach,
+    set_verbose,
+)
 from streams.cli.replay import replay
 from streams.cli.schemas import schemas
 from streams.cli.send import send
@@ -54,15 +62,6 @@ app.add_typer(settings_app, name="settings")
 
 out = console()
 err = console(stderr=True)
-
-BrokerOpt = Annotated[
-    str | None,
-    typer.Option("--broker", envvar="RETURNHOOK_BROKER", help="Kafka bootstrap host:port[,…]"),
-]
-TopicsOpt = Annotated[
-    Path | None,
-    typer.Option("--topics-file", envvar="RETURNHOOK_TOPICS_FILE", help="topics.yaml to use"),
-]
 
 
 @app.callback()

@@ -18,7 +18,7 @@ import yaml
 from rich.markup import escape
 
 from streams.cli.connection_options import connection_options
-from streams.cli.kafka_access import ConfigOpt, config_from, reach
+from streams.cli.kafka_access import BrokerOpt, ConfigOpt, TopicsOpt, config_from, fail, reach
 from streams.core.decoder import Accepted, Ignored, decode
 from streams.kafka.no_auto_create import forbid_topic_auto_creation
 from streams.kafka.record_io import produce_records
@@ -28,11 +28,6 @@ from streams.ops.console import console
 
 out = console()
 err = console(stderr=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/] {escape(message)}", highlight=False)
-    return typer.Exit(code=1)
 
 
 def event_from_flags(
@@ -112,19 +107,13 @@ def send(
     allow_invalid: Annotated[
         bool, typer.Option(help="send events a worker would ignore or dead-letter, too")
     ] = False,
-    broker: Annotated[
-        str | None,
-        typer.Option("--broker", envvar="RETURNHOOK_BROKER", help="Kafka bootstrap host:port[,…]"),
-    ] = None,
-    topics_file: Annotated[
-        Path | None,
-        typer.Option("--topics-file", envvar="RETURNHOOK_TOPICS_FILE", help="topics.yaml to use"),
-    ] = None,
+    broker: BrokerOpt = None,
+    topics_file: TopicsOpt = None,
     config_file: ConfigOpt = None,
 ) -> None:
     """Send return events onto the input topic (keyed by order id), checked as workers read them."""
     if file is None and not (tenant and order):
-        raise _fail("give an event FILE, or --tenant and --order")
+        raise fail("give an event FILE, or --tenant and --order")
     try:
         events = (
             events_from_file(file)
@@ -133,7 +122,7 @@ def send(
         )
         catalog = load_topics(topics_file)
     except (ValueError, TopicsFileError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     records, problems = to_records(events, allow_invalid=allow_invalid)
     label = "[yellow]warning:[/]" if allow_invalid else "[red]error:[/]"
     for problem in problems:
@@ -143,7 +132,7 @@ def send(
         raise typer.Exit(code=1)
     config = config_from({**connection_flags, "broker": broker}, config_file)
     if not config.broker:
-        raise _fail("events are sent to a running Kafka: give --broker or RETURNHOOK_BROKER")
+        raise fail("events are sent to a running Kafka: give --broker or RETURNHOOK_BROKER")
     reach(config)
     connection = config.connection_only()
     broker = connection.bootstrap
@@ -153,9 +142,9 @@ def send(
         forbid_topic_auto_creation()
         sent = asyncio.run(produce_records(connection, topic, records))
     except (TopicsNotReadyError, KafkaUnreachableError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except Exception as exc:
-        raise _fail(f"sending to {topic} on {broker} failed: {exc}") from None
+        raise fail(f"sending to {topic} on {broker} failed: {exc}") from None
     for (key, _), meta in zip(records, sent, strict=True):
         out.print(
             f"sent order {key.decode()} to {topic} partition {meta.partition} offset {meta.offset}",

@@ -10,16 +10,14 @@ import asyncio
 import base64
 import binascii
 import time
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
 import typer
-from rich.markup import escape
 
 from models.casing import get_ci
 from streams.cli.connection_options import connection_options
-from streams.cli.kafka_access import ConfigOpt, config_from, reach
+from streams.cli.kafka_access import BrokerOpt, ConfigOpt, TopicsOpt, config_from, fail, reach
 from streams.kafka.record_io import follow_topics
 from streams.kafka.topic_admin import KafkaUnreachableError, TopicsNotReadyError, verify_topics
 from streams.kafka.topics import TopicsFileError, load_topics
@@ -31,11 +29,6 @@ err = console(stderr=True)
 Role = Literal["patches", "events", "deadLetters"]
 ROLES: tuple[Role, ...] = ("patches", "events", "deadLetters")
 _LABEL = {"patches": "patch", "events": "event", "deadLetters": "dead letter"}
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/] {escape(message)}", highlight=False)
-    return typer.Exit(code=1)
 
 
 def record_fields(role: Role, key: bytes | None, value: bytes | None) -> dict[str, Any]:
@@ -106,35 +99,29 @@ def tail(
         float | None,
         typer.Option(help="exit after this many seconds (status 1 if --count was not reached)"),
     ] = None,
-    broker: Annotated[
-        str | None,
-        typer.Option("--broker", envvar="RETURNHOOK_BROKER", help="Kafka bootstrap host:port[,…]"),
-    ] = None,
-    topics_file: Annotated[
-        Path | None,
-        typer.Option("--topics-file", envvar="RETURNHOOK_TOPICS_FILE", help="topics.yaml to use"),
-    ] = None,
+    broker: BrokerOpt = None,
+    topics_file: TopicsOpt = None,
     config_file: ConfigOpt = None,
 ) -> None:
     """Print order-patches, order-events and dead letters as they arrive (Ctrl-C to stop)."""
     roles = list(only or ROLES)
     unknown = [r for r in roles if r not in ROLES]
     if unknown:
-        raise _fail(f"--only takes {', '.join(ROLES)}, not {', '.join(unknown)}")
+        raise fail(f"--only takes {', '.join(ROLES)}, not {', '.join(unknown)}")
     try:
         catalog = load_topics(topics_file)
     except TopicsFileError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     config = config_from({**connection_flags, "broker": broker}, config_file)
     if not config.broker:
-        raise _fail("records are read from a running Kafka: give --broker or RETURNHOOK_BROKER")
+        raise fail("records are read from a running Kafka: give --broker or RETURNHOOK_BROKER")
     reach(config)
     connection = config.connection_only()
     by_name = {catalog.by_role()[role].name: role for role in roles}
     try:
         asyncio.run(verify_topics(connection, catalog, roles))
     except (TopicsNotReadyError, KafkaUnreachableError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
     async def follow() -> int:
         shown = 0
@@ -172,7 +159,7 @@ def tail(
     except KeyboardInterrupt:
         raise typer.Exit(code=130) from None
     if count is not None and shown < count:
-        raise _fail(f"{shown} of {count} record(s) within {timeout:g} s")
+        raise fail(f"{shown} of {count} record(s) within {timeout:g} s")
 
 
 def _without(fields: dict[str, Any]) -> dict[str, Any]:
